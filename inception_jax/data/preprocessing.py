@@ -1,0 +1,187 @@
+"""Image preprocessing in TensorFlow: Inception crop, centre crop, flip, resize, normalisation.
+
+Public because evaluation variants (10-crop, 144-crop) and the pipeline benchmark reuse them.
+Every function takes either encoded image bytes (a scalar ``tf.string``: JPEG, PNG, GIF or BMP) or
+a decoded ``uint8`` tensor [H, W, C] with C in {1, 3}, and returns ``float32`` [size, size, 3].
+
+* JPEG bytes take the fast path: ``tf.image.decode_and_crop_jpeg`` decodes only the crop window
+  (the TF-slim / Flax ImageNet trick, several times faster for small crops of large images).
+  Other bytes are decoded in full with ``tf.io.decode_image`` and then cropped.
+* All randomness comes from stateless ops driven by an explicit ``seed`` (int32/int64 [2]), so a
+  parallel ``map`` produces bit-identical results whatever the thread schedule.
+* Grey-scale images are converted to RGB (digits, MNIST) so every model sees 3 channels.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import tensorflow as tf
+
+# torchvision's ImageNet statistics, on [0, 1] pixels.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALIZATIONS = ('inception', 'imagenet')
+AUGMENTATIONS = ('inception_crop', 'resize')
+
+
+def _get(config: Any, key: str, default: Any) -> Any:
+  """Reads an optional field from a ConfigDict, a dict or an object."""
+  if isinstance(config, Mapping):
+    value = config.get(key, default)
+  elif hasattr(config, 'get'):
+    value = config.get(key, default)
+  else:
+    value = getattr(config, key, default)
+  return default if value is None else value
+
+
+def _is_bytes(image: tf.Tensor) -> bool:
+  return image.dtype == tf.string
+
+
+def _to_rgb(image: tf.Tensor) -> tf.Tensor:
+  """[H, W, 1 or 3] -> [H, W, 3]; static channel count so downstream shapes are known."""
+  image = tf.convert_to_tensor(image)
+  channels = image.shape[-1]
+  if channels == 3:
+    return image
+  if channels == 1:
+    return tf.image.grayscale_to_rgb(image)
+  if channels == 4:
+    return image[..., :3]
+  # Unknown channel count (generic decode): decide at run time.
+  image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image),
+                  lambda: image[..., :3])
+  return tf.ensure_shape(image, [None, None, 3])
+
+
+def _decode_full(image_bytes: tf.Tensor) -> tf.Tensor:
+  """Decodes any supported format to uint8 RGB (first frame of a GIF)."""
+  image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False,
+                             dtype=tf.uint8)
+  return tf.ensure_shape(image, [None, None, 3])
+
+
+def decode_and_crop(image: tf.Tensor,
+                    window_fn: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
+  """Decodes ``image`` and crops ``window_fn([height, width]) -> [y, x, h, w]`` out of it.
+
+  JPEG bytes read only their header for the shape and decode only the window; other formats
+  are decoded once in full and sliced. Decoded tensors are sliced directly.
+  """
+  def crop(full: tf.Tensor) -> tf.Tensor:
+    window = tf.cast(window_fn(tf.shape(full)[:2]), tf.int32)
+    return tf.slice(full, [window[0], window[1], 0], [window[2], window[3], 3])
+
+  if not _is_bytes(image):
+    return crop(_to_rgb(image))
+
+  def jpeg() -> tf.Tensor:
+    window = tf.cast(window_fn(tf.image.extract_jpeg_shape(image)[:2]), tf.int32)
+    return tf.image.decode_and_crop_jpeg(image, window, channels=3)
+
+  cropped = tf.cond(tf.io.is_jpeg(image), jpeg, lambda: crop(_decode_full(image)))
+  return tf.ensure_shape(cropped, [None, None, 3])
+
+
+def decode(image: tf.Tensor) -> tf.Tensor:
+  """Encoded bytes or a decoded tensor -> uint8 [H, W, 3]."""
+  return _decode_full(image) if _is_bytes(image) else _to_rgb(image)
+
+
+def center_crop_window(shape: tf.Tensor, crop_fraction: float) -> tf.Tensor:
+  """Square window of ``crop_fraction`` x the shorter side, centred (the 0.875 ImageNet rule)."""
+  height, width = shape[0], shape[1]
+  side = tf.cast(tf.minimum(height, width), tf.float32)
+  crop = tf.maximum(tf.cast(tf.math.round(side * crop_fraction), tf.int32), 1)
+  offset_y = (height - crop + 1) // 2
+  offset_x = (width - crop + 1) // 2
+  return tf.stack([offset_y, offset_x, crop, crop])
+
+
+def inception_crop_window(shape: tf.Tensor, seed: tf.Tensor,
+                          area_range: Sequence[float] = (0.08, 1.0),
+                          aspect_ratio_range: Sequence[float] = (3 / 4, 4 / 3),
+                          max_attempts: int = 10) -> tf.Tensor:
+  """Random crop window [y, x, h, w] of the Inception papers (Szegedy et al. 2015, Sec. 6).
+
+  Area uniform in ``area_range`` of the image, aspect ratio in ``aspect_ratio_range``; when no
+  valid box is found in ``max_attempts`` the op returns the whole image and we fall back to a
+  centre crop (as TF-slim and the Flax ImageNet example do). ``min_object_covered`` equals the
+  lower area bound so the whole 8-100 % range is reachable (TF-slim uses 0.1).
+  """
+  bbox = tf.constant([0.0, 0.0, 1.0, 1.0], dtype=tf.float32, shape=[1, 1, 4])
+  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      tf.concat([shape, [3]], axis=0),
+      bounding_boxes=bbox,
+      seed=seed,
+      min_object_covered=float(area_range[0]),
+      aspect_ratio_range=tuple(float(a) for a in aspect_ratio_range),
+      area_range=tuple(float(a) for a in area_range),
+      max_attempts=max_attempts,
+      use_image_if_no_bounding_boxes=True)
+  window = tf.stack([begin[0], begin[1], size[0], size[1]])
+  failed = tf.logical_and(tf.equal(size[0], shape[0]), tf.equal(size[1], shape[1]))
+  return tf.cond(failed, lambda: center_crop_window(shape, 1.0), lambda: window)
+
+
+def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Bilinear resize to [image_size, image_size, 3] float32 on the 0..255 scale."""
+  image = tf.image.resize(image, [image_size, image_size], method='bilinear', antialias=False)
+  return tf.ensure_shape(tf.cast(image, tf.float32), [image_size, image_size, 3])
+
+
+def normalize(image: tf.Tensor, normalization: str = 'inception') -> tf.Tensor:
+  """0..255 float -> model input: 'inception' maps to [-1, 1] (TF-slim), 'imagenet' uses
+  torchvision's mean/std on [0, 1] (for torchvision-converted weights)."""
+  if normalization == 'inception':
+    return image / 127.5 - 1.0
+  if normalization == 'imagenet':
+    mean = tf.constant(IMAGENET_MEAN, tf.float32) * 255.0
+    std = tf.constant(IMAGENET_STD, tf.float32) * 255.0
+    return (image - mean) / std
+  raise ValueError(f'unknown normalization {normalization!r}; use one of {NORMALIZATIONS}')
+
+
+def preprocess_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.Tensor:
+  """Training view of one image: random crop (or none), random flip, resize, normalise.
+
+  Args:
+    image: encoded bytes (scalar tf.string) or uint8 [H, W, C].
+    seed: stateless seed, int32/int64 [2]; the same seed gives the same output.
+    config: reads ``image_size``, ``augment``, ``crop_area_range``, ``aspect_ratio_range``,
+      ``random_flip``, ``normalization``.
+  """
+  image_size = int(_get(config, 'image_size', 224))
+  augment = _get(config, 'augment', 'inception_crop')
+  seed = tf.cast(seed, tf.int64)
+  crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+  if augment == 'inception_crop':
+    area_range = tuple(_get(config, 'crop_area_range', (0.08, 1.0)))
+    aspect_ratio_range = tuple(_get(config, 'aspect_ratio_range', (3 / 4, 4 / 3)))
+    image = decode_and_crop(
+        image, lambda shape: inception_crop_window(shape, crop_seed, area_range,
+                                                   aspect_ratio_range))
+  elif augment == 'resize':
+    image = decode(image)
+  else:
+    raise ValueError(f'unknown augment {augment!r}; use one of {AUGMENTATIONS}')
+  if _get(config, 'random_flip', True):
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+  image = resize(image, image_size)
+  return normalize(image, _get(config, 'normalization', 'inception'))
+
+
+def preprocess_for_eval(image: tf.Tensor, config: Any) -> tf.Tensor:
+  """Evaluation view: centre crop of ``eval_crop_fraction`` of the shorter side, resize, normalise.
+
+  Args:
+    image: encoded bytes (scalar tf.string) or uint8 [H, W, C].
+    config: reads ``image_size``, ``eval_crop_fraction`` (default 0.875), ``normalization``.
+  """
+  image_size = int(_get(config, 'image_size', 224))
+  fraction = float(_get(config, 'eval_crop_fraction', 0.875))
+  image = decode_and_crop(image, lambda shape: center_crop_window(shape, fraction))
+  image = resize(image, image_size)
+  return normalize(image, _get(config, 'normalization', 'inception'))
