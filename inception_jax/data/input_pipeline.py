@@ -273,6 +273,7 @@ class _FolderSplit:
 
 
 _FOLDER_SCANS: dict[str, _FolderSplit] = {}
+_WARNED_FOLDERS: set[tuple[str, int]] = set()
 
 
 def _list_images(split_dir: str, class_names: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -385,7 +386,8 @@ class _FolderSource(_Source):
         raise UserError(f'image folder {split_dir} has no readable images')
       self._splits[split] = scan
       skipped.extend(scan.skipped)
-    if skipped:
+    if skipped and (root, len(skipped)) not in _WARNED_FOLDERS:
+      _WARNED_FOLDERS.add((root, len(skipped)))  # Once per process, not per iterator.
       logging.warning('image folder %s: skipped %d unreadable or non-image file(s), e.g. %s',
                       root, len(skipped), skipped[0])
     self._seed = seed

@@ -1,0 +1,60 @@
+"""Prepares a TFDS dataset for training: ``python -m inception_jax.data.prepare --dataset NAME``.
+
+One command for every dataset the pipeline reads by name; it calls TFDS's
+``download_and_prepare`` (``tfds build NAME --data_dir=DIR`` is equivalent).
+
+ImageNet (``imagenet2012``) cannot be downloaded automatically: register at image-net.org, put
+``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` in ``<data_dir>/downloads/manual/``,
+then run ``python -m inception_jax.data.prepare --dataset imagenet2012 --data_dir <data_dir>``
+(about 150 GB of TFRecords; hours on a few cores). ``digits`` is built offline in a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from inception_jax.errors import UserError, run_cli
+
+IMAGENET_TARBALLS = ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar')
+
+
+def prepare(dataset: str, data_dir: str | None = None) -> str:
+  """Builds ``dataset`` into ``data_dir`` (idempotent); returns the prepared directory."""
+  import tensorflow_datasets as tfds
+  from inception_jax.data import digits
+
+  if dataset.startswith('folder:'):
+    raise UserError('image folders need no preparation: train with --config.dataset=folder:/path')
+  if dataset == 'digits':
+    return os.fspath(digits.ensure_prepared(data_dir).data_dir)
+  try:
+    builder = tfds.builder(dataset, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise UserError(f'unknown TFDS dataset {dataset!r}; see `tfds.list_builders()` for names') from None
+  if builder.is_prepared():
+    return os.fspath(builder.data_dir)
+  manual_dir = os.path.join(os.fspath(builder.data_dir_root), 'downloads', 'manual')
+  if dataset.split(':')[0].split('/')[0] == 'imagenet2012':
+    missing = [t for t in IMAGENET_TARBALLS if not os.path.exists(os.path.join(manual_dir, t))]
+    if missing:
+      raise UserError(f'imagenet2012 needs a manual download: put {" and ".join(missing)} '
+                      f'(from image-net.org) in {manual_dir}/ and run this command again')
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  return os.fspath(builder.data_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--dataset', required=True, help="TFDS name, e.g. 'imagenet2012' or 'digits'")
+  parser.add_argument('--data_dir', default=None,
+                      help='TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)')
+  args = parser.parse_args(argv)
+  path = prepare(args.dataset, args.data_dir)
+  print(f'{args.dataset} is prepared in {path}')
+
+
+if __name__ == '__main__':
+  run_cli(lambda: main(sys.argv[1:]))
