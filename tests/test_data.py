@@ -402,3 +402,33 @@ def test_prepare_cli_builds_digits(tmp_path, capsys):
   prepare.main(['--dataset', 'digits', '--data_dir', str(tmp_path)])
   assert 'digits is prepared in' in capsys.readouterr().out
   assert digits.Digits(data_dir=str(tmp_path)).is_prepared()
+
+
+def test_tfds_epochs_read_every_record_of_many_shards_once(digits_dir, tmp_path):
+  """The ImageNet path: a new shard order per epoch, each record (after skip/take) once."""
+  source = ip._source(make_config(digits_dir))
+  whole = source.read('train', 0, 1, drop_remainder=False)
+  records = list(tf.data.TFRecordDataset(whole.files[0]).as_numpy_iterator())
+  shards = [records[i::3] for i in range(3)]
+  names = []
+  for i, shard in enumerate(shards):
+    names.append(str(tmp_path / f'shard-{i}'))
+    with tf.io.TFRecordWriter(names[-1]) as writer:
+      for record in shard:
+        writer.write(record)
+  skips, takes = [5, 0, 2], [len(shards[0]) - 5, len(shards[1]), 100]
+  share = ip._Share(whole.dataset, sum(takes),
+                    files=(tf.constant(names), tf.constant(skips, tf.int64),
+                           tf.constant(takes, tf.int64)))
+  expected = collections.Counter()
+  for shard, skip, n in zip(shards, skips, takes):
+    for record in shard[skip:skip + n]:
+      ex = tf.io.parse_single_example(record, {'image': tf.io.FixedLenFeature([], tf.string)})
+      expected[ex['image'].numpy()] += 1
+  seed = tf.constant(0, tf.int64)
+  orders = []
+  for epoch in range(2):
+    ds = source.epoch(share, share.size, tf.constant(epoch, tf.int64), seed, shuffle_buffer=1)
+    orders.append([ex['image'] for ex in ds.as_numpy_iterator()])
+    assert collections.Counter(orders[-1]) == expected
+  assert orders[0] != orders[1]  # shuffle_buffer=1: the difference is the shard order alone.

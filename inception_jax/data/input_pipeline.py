@@ -154,13 +154,27 @@ def _max_share(n: int, count: int) -> int:
 # ----------------------------------------------------------------------------- sources
 
 
+def _epoch_seeds(seed: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """(stateless seed [2] for a permutation, int64 seed for ``Dataset.shuffle``) of an epoch."""
+  order_seed, other = tf.unstack(tf.random.experimental.stateless_split(
+      tf.stack([seed, tf.cast(epoch, tf.int64)]), num=2, alg='philox'))
+  shuffle_seed = tf.random.stateless_uniform([], seed=other, minval=None, maxval=None,
+                                             dtype=tf.int64, alg='philox')
+  return order_seed, shuffle_seed
+
+
 @dataclasses.dataclass(frozen=True)
 class _Share:
-  """One process's part of a split: records in a fixed order (folders also keep the lists)."""
+  """One process's part of a split: records in a fixed order, plus what ``epoch`` reshuffles.
+
+  TFRecord-backed TFDS shares keep their file instructions (file, skip, take) so that each
+  epoch can visit the files in a new order; image folders keep their path and label lists.
+  """
   dataset: tf.data.Dataset
   size: int
   paths: tf.Tensor | None = None
   labels: tf.Tensor | None = None
+  files: tuple[tf.Tensor, tf.Tensor, tf.Tensor] | None = None  # filename, skip, take
 
 
 class _Source:
@@ -178,9 +192,7 @@ class _Source:
   def epoch(self, share: _Share, size: int, epoch: tf.Tensor,
             seed: tf.Tensor, shuffle_buffer: int) -> tf.data.Dataset:
     """One shuffled pass over ``share`` for ``epoch`` (a scalar int64 tensor)."""
-    shuffle_seed = tf.random.stateless_uniform(
-        [], seed=tf.stack([seed, epoch]), minval=None, maxval=None, dtype=tf.int64,
-        alg='philox')
+    _, shuffle_seed = _epoch_seeds(seed, epoch)
     return share.dataset.shuffle(max(1, min(shuffle_buffer, size)), seed=shuffle_seed,
                          reshuffle_each_iteration=False)
 
@@ -260,9 +272,45 @@ class _TfdsSource(_Source):
         split=share, shuffle_files=False, decoders=decoders,
         read_config=tfds.ReadConfig(options=_options(), try_autocache=False,
                                     skip_prefetch=True))
-    image_key, label_key = self._image_key, self._label_key
-    ds = ds.map(lambda ex: {'image': ex[image_key], 'label': tf.cast(ex[label_key], tf.int32)})
-    return _Share(ds, size)
+    ds = ds.map(self._select)
+    files = None
+    if self._builder.info.file_format == tfds.core.FileFormat.TFRECORD:
+      instructions = self._builder.info.splits[share].file_instructions
+      files = (tf.constant([os.fspath(f.filename) for f in instructions], tf.string),
+               tf.constant([f.skip for f in instructions], tf.int64),
+               tf.constant([f.take for f in instructions], tf.int64))
+    return _Share(ds, size, files=files)
+
+  def _select(self, ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    return {'image': ex[self._image_key], 'label': tf.cast(ex[self._label_key], tf.int32)}
+
+  def epoch(self, share, size, epoch, seed, shuffle_buffer):
+    """Shards in a new order each epoch, interleaved record by record, then a shuffle buffer.
+
+    TFDS already shuffled the records across shards when it built the dataset; this adds a
+    different shard order and mixing per epoch (what ``shuffle_files=True`` gives, but as a
+    function of ``(seed, epoch)`` rather than of an iterator's history).
+    """
+    if share.files is None:
+      return super().epoch(share, size, epoch, seed, shuffle_buffer)
+    filenames, skips, takes = share.files
+    num_files = int(filenames.shape[0])
+    order_seed, shuffle_seed = _epoch_seeds(seed, epoch)
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(num_files, dtype=tf.int64), seed=order_seed, alg='philox')
+
+    def read_file(i):
+      records = tf.data.TFRecordDataset(tf.gather(filenames, i), buffer_size=1 << 20)
+      return records.skip(tf.gather(skips, i)).take(tf.gather(takes, i))
+
+    decoders = {self._image_key: tfds.decode.SkipDecoding()} if self._skip_decoding else None
+    features = self._builder.info.features
+    ds = tf.data.Dataset.from_tensor_slices(order).interleave(
+        read_file, cycle_length=min(16, num_files), block_length=1,
+        num_parallel_calls=min(16, num_files), deterministic=True)
+    ds = ds.map(lambda r: self._select(features.deserialize_example(r, decoders=decoders)))
+    return ds.shuffle(max(1, min(shuffle_buffer, size)), seed=shuffle_seed,
+                      reshuffle_each_iteration=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,8 +468,9 @@ class _FolderSource(_Source):
   def epoch(self, share, size, epoch, seed, shuffle_buffer):
     # The file list is in memory, so shuffle it completely with a stateless permutation.
     del shuffle_buffer
+    order_seed, _ = _epoch_seeds(seed, epoch)
     perm = tf.random.experimental.stateless_shuffle(
-        tf.range(size, dtype=tf.int64), seed=tf.stack([seed, epoch]), alg='philox')
+        tf.range(size, dtype=tf.int64), seed=order_seed, alg='philox')
     return tf.data.Dataset.from_tensor_slices(perm).map(
         lambda i: {'path': tf.gather(share.paths, i), 'label': tf.gather(share.labels, i)})
 
