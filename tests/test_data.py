@@ -432,3 +432,36 @@ def test_tfds_epochs_read_every_record_of_many_shards_once(digits_dir, tmp_path)
     orders.append([ex['image'] for ex in ds.as_numpy_iterator()])
     assert collections.Counter(orders[-1]) == expected
   assert orders[0] != orders[1]  # shuffle_buffer=1: the difference is the shard order alone.
+
+
+@pytest.mark.parametrize('overrides,match', [
+    (dict(image_size=0), 'image_size'),
+    (dict(image_size=32.5), 'image_size'),
+    (dict(augment='mixup'), 'augment'),
+    (dict(normalization='zscore'), 'normalization'),
+    (dict(crop_area_range=(0.0, 1.0)), 'crop_area_range'),
+    (dict(crop_area_range=(0.5, 1.5)), 'crop_area_range'),
+    (dict(crop_area_range=0.5), 'crop_area_range'),
+    (dict(aspect_ratio_range=(2.0, 1.0)), 'aspect_ratio_range'),
+    (dict(eval_crop_fraction=0.0), 'eval_crop_fraction'),
+    (dict(eval_crop_fraction=1.2), 'eval_crop_fraction'),
+    (dict(shuffle_buffer=0), 'shuffle_buffer'),
+    (dict(seed='zero'), 'seed'),
+    (dict(global_batch_size=0), 'global_batch_size'),
+    (dict(dataset=''), 'dataset'),
+])
+def test_bad_pipeline_fields_are_one_line_user_errors(digits_dir, overrides, match):
+  config = make_config(digits_dir)
+  for key, value in overrides.items():  # Bypass ConfigDict's type locking, as a bad flag would.
+    with config.unlocked(), config.ignore_type():
+      config[key] = value
+  with pytest.raises(UserError, match=match) as e:
+    ip.create_train_iterator(config, process_index=0, process_count=1)
+  assert '\n' not in str(e.value)
+
+
+def test_unwritable_data_dir_for_digits_is_a_user_error(tmp_path):
+  blocked = tmp_path / 'file'
+  blocked.write_text('a file where a directory should be')
+  with pytest.raises(UserError, match='writable'):
+    ip.get_dataset_info(make_config(str(blocked / 'tfds')))

@@ -26,6 +26,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from inception_jax.errors import UserError
+
 NUM_CLASSES = 10
 NUM_TRAIN_EXAMPLES = 1437
 NUM_VALIDATION_EXAMPLES = 360
@@ -118,10 +120,15 @@ def ensure_prepared(data_dir: str | None = None) -> tfds.core.DatasetBuilder:
   builder = Digits(data_dir=data_dir)
   if builder.is_prepared():
     return builder
-  with _file_lock(os.path.join(os.fspath(builder.data_dir_root), '.digits.lock')):
-    builder = Digits(data_dir=data_dir)
-    if not builder.is_prepared():
-      builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  root = os.fspath(builder.data_dir_root)
+  try:
+    with _file_lock(os.path.join(root, '.digits.lock')):
       builder = Digits(data_dir=data_dir)
+      if not builder.is_prepared():
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+        builder = Digits(data_dir=data_dir)
+  except OSError as e:
+    raise UserError(f'cannot build the digits dataset in {root} ({e.strerror or e}); set '
+                    'data_dir (--config.data_dir) to a writable directory') from None
   return builder

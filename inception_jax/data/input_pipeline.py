@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
+import numbers
 import os
 from typing import Any, Iterator, Sequence
 
@@ -475,7 +475,46 @@ class _FolderSource(_Source):
         lambda i: {'path': tf.gather(share.paths, i), 'label': tf.gather(share.labels, i)})
 
 
+def _check_range(config: Any, key: str, low: float, high: float | None) -> None:
+  value = _cfg(config, key, None)
+  if value is None:
+    return
+  try:
+    lo, hi = (float(v) for v in value)
+  except (TypeError, ValueError):
+    raise UserError(f'{key} must be a pair (low, high), got {value!r}') from None
+  if not (low < lo <= hi and (high is None or hi <= high)):
+    bound = f'<= {high}' if high is not None else ''
+    raise UserError(f'{key}={value!r} must satisfy {low} < low <= high {bound}'.rstrip())
+
+
+def validate_config(config: Any) -> None:
+  """Raises ``UserError`` (one line) for input-pipeline fields the user set to bad values."""
+  image_size = _cfg(config, 'image_size', 224)
+  if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size <= 0:
+    raise UserError(f'image_size must be a positive integer, got {image_size!r}')
+  augment = _cfg(config, 'augment', 'inception_crop')
+  if augment not in preprocessing.AUGMENTATIONS:
+    raise UserError(f'unknown augment {augment!r}; use one of {preprocessing.AUGMENTATIONS}')
+  normalization = _cfg(config, 'normalization', 'inception')
+  if normalization not in preprocessing.NORMALIZATIONS:
+    raise UserError(f'unknown normalization {normalization!r}; use one of '
+                    f'{preprocessing.NORMALIZATIONS}')
+  _check_range(config, 'crop_area_range', 0.0, 1.0)
+  _check_range(config, 'aspect_ratio_range', 0.0, None)
+  fraction = _cfg(config, 'eval_crop_fraction', 0.875)
+  if not isinstance(fraction, numbers.Real) or not 0.0 < fraction <= 1.0:
+    raise UserError(f'eval_crop_fraction must be in (0, 1], got {fraction!r}')
+  buffer = _cfg(config, 'shuffle_buffer', 16_384)
+  if isinstance(buffer, bool) or not isinstance(buffer, numbers.Integral) or buffer < 1:
+    raise UserError(f'shuffle_buffer must be a positive integer, got {buffer!r}')
+  seed = _cfg(config, 'seed', 0)
+  if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    raise UserError(f'seed must be an integer, got {seed!r}')
+
+
 def _source(config: Any) -> _Source:
+  validate_config(config)
   name = _cfg(config, 'dataset', 'digits')
   if not isinstance(name, str) or not name.strip():
     raise UserError(f'dataset must be a non-empty string: {DATASET_NAMING_HELP}')
