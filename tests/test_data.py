@@ -465,3 +465,30 @@ def test_unwritable_data_dir_for_digits_is_a_user_error(tmp_path):
   blocked.write_text('a file where a directory should be')
   with pytest.raises(UserError, match='writable'):
     ip.get_dataset_info(make_config(str(blocked / 'tfds')))
+
+
+def test_block_shuffle_permutes_within_blocks_statelessly():
+  ds = tf.data.Dataset.range(100).map(lambda i: {'x': i, 'y': -i})
+  seed = tf.constant([3, 4], tf.int64)
+  out = [(int(e['x']), int(e['y'])) for e in ip.block_shuffle(ds, 32, seed).as_numpy_iterator()]
+  xs = [x for x, _ in out]
+  assert all(y == -x for x, y in out)  # Records stay whole.
+  for start in range(0, 100, 32):
+    assert sorted(xs[start:start + 32]) == list(range(start, min(start + 32, 100)))
+  assert xs != list(range(100))
+  again = [int(e['x']) for e in ip.block_shuffle(ds, 32, seed).as_numpy_iterator()]
+  assert again == xs
+  other = [int(e['x']) for e in ip.block_shuffle(ds, 32, seed + 1).as_numpy_iterator()]
+  assert other != xs
+
+
+def test_tf_global_seed_does_not_change_the_data_order(digits_dir):
+  config = make_config(digits_dir, shuffle_buffer=500)
+  first = take(ip.create_train_iterator(config, process_index=0, process_count=1), 3)
+  tf.random.set_seed(1234)
+  try:
+    second = take(ip.create_train_iterator(config, process_index=0, process_count=1), 3)
+  finally:
+    tf.random.set_seed(None)
+  for a, b in zip(first, second):
+    np.testing.assert_array_equal(a['image'], b['image'])

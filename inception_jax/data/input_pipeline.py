@@ -28,11 +28,13 @@ Datasets (``config.dataset``):
 Determinism (the contract of ARCHITECTURE.md): training batch ``step`` is a pure function of
 ``(config.seed, step, process_index, process_count)`` and the data. An epoch has
 ``steps_per_epoch`` full batches (the remainder is dropped, so epoch boundaries are fixed).
-Epoch ``e`` shuffles with a seed derived from ``(seed, e)`` (TFDS: a ``shuffle_buffer`` over
-the build-time-shuffled records; folders: a full stateless permutation of the file list), then
-numbers its examples ``0, 1, ...``; example ``i`` of epoch ``e`` is augmented with stateless
-random ops seeded from ``(seed, process_index, e, i)``, so the parallel ``map`` is bit-identical
-to a serial one. Resuming at ``start_step`` starts at epoch ``start_step // steps_per_epoch`` and
+Epoch ``e`` shuffles with stateless seeds derived from ``(seed, e)`` only (TF's global seed
+plays no part). TFDS (TFRecord): the share's shards in a new order, interleaved 16 at a time
+record by record, then blocks of ``shuffle_buffer`` records each permuted (TFDS already shuffled
+the records across shards when it built the dataset). Image folders: a full permutation of the
+file list. The epoch then numbers its examples ``0, 1, ...``; example ``i`` of epoch ``e`` is
+augmented with stateless random ops seeded from ``(seed, process_index, e, i)``, so the
+parallel ``map`` is bit-identical to a serial one. Resuming at ``start_step`` starts at epoch ``start_step // steps_per_epoch`` and
 skips the epoch's first whole batches before decoding anything.
 
 Evaluation covers the split exactly once: each process pads its share with masked examples
@@ -155,12 +157,36 @@ def _max_share(n: int, count: int) -> int:
 
 
 def _epoch_seeds(seed: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-  """(stateless seed [2] for a permutation, int64 seed for ``Dataset.shuffle``) of an epoch."""
-  order_seed, other = tf.unstack(tf.random.experimental.stateless_split(
-      tf.stack([seed, tf.cast(epoch, tf.int64)]), num=2, alg='philox'))
-  shuffle_seed = tf.random.stateless_uniform([], seed=other, minval=None, maxval=None,
-                                             dtype=tf.int64, alg='philox')
-  return order_seed, shuffle_seed
+  """Two independent stateless seeds [2] of an epoch: (file/list order, block shuffle)."""
+  seeds = tf.random.experimental.stateless_split(
+      tf.stack([seed, tf.cast(epoch, tf.int64)]), num=2, alg='philox')
+  return seeds[0], seeds[1]
+
+
+def block_shuffle(ds: tf.data.Dataset, block: int, seed: tf.Tensor) -> tf.data.Dataset:
+  """Permutes each run of ``block`` consecutive elements with a stateless permutation.
+
+  Unlike ``Dataset.shuffle``, whose seed is combined with TF's global seed (so a stray
+  ``tf.random.set_seed`` elsewhere would change the data order), this depends on ``seed``
+  alone. The next block is read in the background while the current one is consumed. Blocks
+  at least as large as the epoch make it a uniform permutation of the epoch.
+  """
+  if block <= 1:
+    return ds
+  if not all(spec.shape.is_fully_defined() for spec in tf.nest.flatten(ds.element_spec)):
+    # Variable-shape records cannot be batched into a block: fall back to tf.data's buffer.
+    shuffle_seed = tf.random.stateless_uniform([], seed=seed, minval=None, maxval=None,
+                                               dtype=tf.int64, alg='philox')
+    return ds.shuffle(block, seed=shuffle_seed, reshuffle_each_iteration=False)
+
+  def permute(index, records):
+    n = tf.shape(tf.nest.flatten(records)[0], out_type=tf.int64)[0]
+    perm = tf.random.experimental.stateless_shuffle(
+        tf.range(n), seed=tf.random.experimental.stateless_fold_in(seed, index, alg='philox'),
+        alg='philox')
+    return tf.nest.map_structure(lambda x: tf.gather(x, perm), records)
+
+  return ds.batch(block).enumerate().map(permute).prefetch(1).unbatch()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +219,7 @@ class _Source:
             seed: tf.Tensor, shuffle_buffer: int) -> tf.data.Dataset:
     """One shuffled pass over ``share`` for ``epoch`` (a scalar int64 tensor)."""
     _, shuffle_seed = _epoch_seeds(seed, epoch)
-    return share.dataset.shuffle(max(1, min(shuffle_buffer, size)), seed=shuffle_seed,
-                         reshuffle_each_iteration=False)
+    return block_shuffle(share.dataset, min(shuffle_buffer, size), shuffle_seed)
 
 
 def _unprepared_message(name: str, builder: tfds.core.DatasetBuilder) -> str:
@@ -285,7 +310,7 @@ class _TfdsSource(_Source):
     return {'image': ex[self._image_key], 'label': tf.cast(ex[self._label_key], tf.int32)}
 
   def epoch(self, share, size, epoch, seed, shuffle_buffer):
-    """Shards in a new order each epoch, interleaved record by record, then a shuffle buffer.
+    """Shards in a new order each epoch, interleaved record by record, then a block shuffle.
 
     TFDS already shuffled the records across shards when it built the dataset; this adds a
     different shard order and mixing per epoch (what ``shuffle_files=True`` gives, but as a
@@ -309,8 +334,7 @@ class _TfdsSource(_Source):
         read_file, cycle_length=min(16, num_files), block_length=1,
         num_parallel_calls=min(16, num_files), deterministic=True)
     ds = ds.map(lambda r: self._select(features.deserialize_example(r, decoders=decoders)))
-    return ds.shuffle(max(1, min(shuffle_buffer, size)), seed=shuffle_seed,
-                      reshuffle_each_iteration=False)
+    return block_shuffle(ds, min(shuffle_buffer, size), shuffle_seed)
 
 
 @dataclasses.dataclass(frozen=True)
