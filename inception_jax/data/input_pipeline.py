@@ -34,8 +34,10 @@ record by record, then blocks of ``shuffle_buffer`` records each permuted (TFDS 
 the records across shards when it built the dataset). Image folders: a full permutation of the
 file list. The epoch then numbers its examples ``0, 1, ...``; example ``i`` of epoch ``e`` is
 augmented with stateless random ops seeded from ``(seed, process_index, e, i)``, so the
-parallel ``map`` is bit-identical to a serial one. Resuming at ``start_step`` starts at epoch ``start_step // steps_per_epoch`` and
-skips the epoch's first whole batches before decoding anything.
+parallel ``map`` is bit-identical to a serial one. Resuming at ``start_step`` starts at epoch
+``start_step // steps_per_epoch`` and skips that epoch's first whole batches as raw records,
+before decoding anything (so a resume reads, but does not decode, up to one epoch of this
+process's records).
 
 Evaluation covers the split exactly once: each process pads its share with masked examples
 (``mask`` False, zero image, label 0) up to ``num_eval_batches`` full batches, so all processes
@@ -515,7 +517,8 @@ def _check_range(config: Any, key: str, low: float, high: float | None) -> None:
 def validate_config(config: Any) -> None:
   """Raises ``UserError`` (one line) for input-pipeline fields the user set to bad values."""
   image_size = _cfg(config, 'image_size', 224)
-  if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size <= 0:
+  if (isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral)
+      or image_size <= 0):
     raise UserError(f'image_size must be a positive integer, got {image_size!r}')
   augment = _cfg(config, 'augment', 'inception_crop')
   if augment not in preprocessing.AUGMENTATIONS:

@@ -32,7 +32,8 @@ def prepare(dataset: str, data_dir: str | None = None) -> str:
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f'unknown TFDS dataset {dataset!r}; see `tfds.list_builders()` for names') from None
+    raise UserError(f'unknown TFDS dataset {dataset!r}; see `tfds.list_builders()` for names'
+                    ) from None
   if builder.is_prepared():
     return os.fspath(builder.data_dir)
   manual_dir = os.path.join(os.fspath(builder.data_dir_root), 'downloads', 'manual')
@@ -41,8 +42,12 @@ def prepare(dataset: str, data_dir: str | None = None) -> str:
     if missing:
       raise UserError(f'imagenet2012 needs a manual download: put {" and ".join(missing)} '
                       f'(from image-net.org) in {manual_dir}/ and run this command again')
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  try:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except Exception as e:  # Network, disk, manual files: report it as one line, not a traceback.
+    detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise UserError(f'preparing {dataset!r} in {builder.data_dir_root} failed: {detail}') from e
   return os.fspath(builder.data_dir)
 
 
