@@ -133,7 +133,7 @@ def test_two_fresh_iterators_are_identical_and_resume_equals_uninterrupted(digit
   for a, b in zip(first, second):
     np.testing.assert_array_equal(a['image'], b['image'])
     np.testing.assert_array_equal(a['label'], b['label'])
-  for start in (3, steps, steps + 2):  # Mid-epoch, at the boundary, mid second epoch.
+  for start in (steps - 2, steps, steps + 2):  # Mid-epoch, at the boundary, in epoch 2.
     resumed = take(ip.create_train_iterator(config, start_step=start, process_index=0,
                                             process_count=1), n - start)
     for k, batch in enumerate(resumed, start):
@@ -281,12 +281,14 @@ def test_jpeg_fast_path_matches_decoded_tensor_path():
   decoded = tf.io.decode_jpeg(encoded, channels=3)
   from_bytes = preprocessing.preprocess_for_eval(tf.constant(encoded), config).numpy()
   from_tensor = preprocessing.preprocess_for_eval(decoded, config).numpy()
-  np.testing.assert_allclose(from_bytes, from_tensor, atol=2 / 127.5 * 8)
+  # decode_and_crop_jpeg may differ from decode-then-crop at chroma-block edges of the window.
+  close = lambda a, b: np.abs(a - b).mean() < 0.01 and np.abs(a - b).max() < 0.3
+  assert close(from_bytes, from_tensor)
   seed = tf.constant([1, 2])
   train_config = dict(config, augment='inception_crop', random_flip=True)
   a = preprocessing.preprocess_for_train(tf.constant(encoded), seed, train_config).numpy()
   b = preprocessing.preprocess_for_train(decoded, seed, train_config).numpy()
-  np.testing.assert_allclose(a, b, atol=2 / 127.5 * 8)
+  assert close(a, b)
   png = preprocessing.preprocess_for_train(tf.constant(_jpeg_bytes(array, 'PNG')), seed,
                                            train_config).numpy()
   assert png.shape == (32, 32, 3)

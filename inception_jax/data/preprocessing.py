@@ -41,17 +41,16 @@ def _is_bytes(image: tf.Tensor) -> bool:
 
 
 def _to_rgb(image: tf.Tensor) -> tf.Tensor:
-  """[H, W, 1 or 3] -> [H, W, 3]; static channel count so downstream shapes are known."""
+  """[H, W, C] -> [H, W, 3]: grey (+alpha) to RGB, alpha dropped; static channels downstream."""
   image = tf.convert_to_tensor(image)
   channels = image.shape[-1]
   if channels == 3:
     return image
-  if channels == 1:
-    return tf.image.grayscale_to_rgb(image)
-  if channels == 4:
+  if channels in (1, 2):
+    return tf.image.grayscale_to_rgb(image[..., :1])
+  if channels is not None and channels > 3:
     return image[..., :3]
-  # Unknown channel count (generic decode): decide at run time.
-  image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image),
+  image = tf.cond(tf.shape(image)[-1] < 3, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
                   lambda: image[..., :3])
   return tf.ensure_shape(image, [None, None, 3])
 
