@@ -394,7 +394,8 @@ def test_unprepared_imagenet_names_the_manual_tarballs(tmp_path):
     prepare.prepare('imagenet2012', str(tmp_path))
 
 
-@pytest.mark.parametrize('name', ['no_such_dataset', 'folder:'])
+@pytest.mark.parametrize('name', ['no_such_dataset', 'folder:', 'mnist:99.0.0',
+                                  'imagenet2012/no_such_config'])
 def test_unknown_dataset_is_a_user_error_naming_the_options(tmp_path, name):
   with pytest.raises(UserError, match='folder:'):
     ip.get_dataset_info(make_config(str(tmp_path), dataset=name))

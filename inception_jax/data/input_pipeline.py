@@ -247,7 +247,7 @@ class _TfdsSource(_Source):
         builder = tfds.builder(name, data_dir=data_dir)
       except tfds.core.registered.DatasetNotFoundError:
         raise UserError(f'unknown dataset {name!r}: {DATASET_NAMING_HELP}') from None
-      except (ValueError, KeyError) as e:
+      except (ValueError, KeyError, AssertionError, ImportError) as e:
         raise UserError(f'cannot open dataset {name!r} ({str(e).splitlines()[0]}): '
                         f'{DATASET_NAMING_HELP}') from None
       if not builder.is_prepared():
