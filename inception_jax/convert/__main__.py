@@ -1,0 +1,79 @@
+"""``python -m inception_jax.convert``: torchvision weights -> a checkpoint this project loads.
+
+Example::
+
+  python -m inception_jax.convert --from torchvision --model googlenet_tv \\
+      --weights googlenet-1378be20.pth --out converted/googlenet
+  python train.py --config=configs/googlenet_imagenet.py --workdir=runs/ft \\
+      --config.model=googlenet_tv --config.init_from=converted/googlenet \\
+      --config.normalization=inception --config.image_size=224
+
+See :mod:`inception_jax.convert` for the mapping and the input conventions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from inception_jax import convert
+from inception_jax.errors import run_cli
+
+EPILOG = """\
+input normalisation: torchvision's pretrained googlenet and inception_v3 use transform_input=True:
+they take ImageNet mean/std-normalised input and rescale it internally to (x - 0.5) / 0.5, i.e.
+[-1, 1]. The converted model has no such step, so it must be fed [-1, 1] input: use
+--config.normalization=inception (image / 127.5 - 1), NOT 'imagenet'. The converter records this
+('normalization' in the checkpoint metadata and DIR/meta.json), together with image_size (224 for
+googlenet_tv, 299 for inception_v3) and eval_crop_fraction (224/256, 299/342). Weights you trained
+yourself with transform_input=False expect mean/std input: pass --no-transform-input, which records
+normalization='imagenet'.
+
+files are read safely: .pth/.pt with torch.load(weights_only=True) (needs the torch extra:
+pip install 'inception_jax[torch]'), .safetensors with the safetensors package; nothing else is
+ever unpickled. The output is an Orbax checkpoint (DIR/checkpoints/0) that --config.init_from=DIR,
+evaluation and prediction load.
+"""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='python -m inception_jax.convert',
+      description='Convert a torchvision GoogLeNet / Inception v3 state dict into a checkpoint '
+                  'of this project (same logits as torchvision, within 1e-5 relative in float32).',
+      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--from', dest='source', required=True, choices=[convert.SOURCE],
+                      help='where the weights come from')
+  parser.add_argument('--model', required=True, choices=sorted(convert.MODELS),
+                      help="this project's model name: googlenet_tv = torchvision.models."
+                           'googlenet, inception_v3 = torchvision.models.inception_v3')
+  parser.add_argument('--weights', required=True, metavar='FILE',
+                      help='torchvision state dict (.pth/.pt, or .safetensors)')
+  parser.add_argument('--out', required=True, metavar='DIR',
+                      help='new (or empty) directory for the converted checkpoint')
+  parser.add_argument('--no-transform-input', dest='transform_input', action='store_false',
+                      help='the weights were trained with transform_input=False (mean/std '
+                           "input): record normalization='imagenet' instead of 'inception'")
+  return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+  args = parse_args(argv)
+  meta = convert.convert_file(args.model, args.weights, args.out,
+                              transform_input=args.transform_input)
+  classes = meta['num_classes']
+  aux = 'with' if meta['model_overrides']['aux_logits'] else 'without'
+  print(f'converted torchvision {meta["source"]["architecture"]} ({classes} classes'
+        f'{"" if classes == 1000 else ", read from fc.weight"}, {aux} aux heads) -> {args.out}')
+  print(f'use it with: --config.model={args.model} --config.init_from={args.out} '
+        f'--config.normalization={meta["normalization"]} '
+        f'--config.image_size={meta["image_size"]}'
+        + ('' if meta['model_overrides']['aux_logits'] else
+           ' --config.model_overrides.aux_logits=False'))
+  sys.stdout.flush()
+  return meta
+
+
+if __name__ == '__main__':
+  run_cli(main)
