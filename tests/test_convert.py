@@ -384,3 +384,11 @@ def test_cli_missing_file_is_one_line_exit_2(tmp_path):
   assert proc.stderr.strip().splitlines() == [f'error: weights file {tmp_path / "nope.pth"} '
                                               'does not exist']
   assert not (tmp_path / 'out').exists()
+
+
+def test_cli_bad_flags_are_user_errors():
+  with pytest.raises(UserError, match="invalid choice: 'googlenet'"):
+    convert_cli.main(['--from', 'torchvision', '--model', 'googlenet', '--weights', 'w.pth',
+                      '--out', 'out'])
+  with pytest.raises(UserError, match='required: --out'):
+    convert_cli.main(['--from', 'torchvision', '--model', 'inception_v3', '--weights', 'w.pth'])
