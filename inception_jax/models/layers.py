@@ -164,7 +164,7 @@ def avg_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
   stride = pair(stride) if stride is not None else window
   (oh, ow), (pad_h, pad_w) = _pool_geometry(x.shape[1:3], window, stride, padding, ceil_mode)
   total = jax.lax.reduce_window(
-      x, jnp.zeros((), x.dtype), jax.lax.add, (1, *window, 1), (1, *stride, 1),
+      x, 0.0, jax.lax.add, (1, *window, 1), (1, *stride, 1),
       ((0, 0), pad_h, pad_w, (0, 0)))[:, :oh, :ow, :]
   counts = []
   for size, k, s, p, lo, hi, out in zip(x.shape[1:3], window, stride, padding,

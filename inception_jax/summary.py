@@ -1,0 +1,310 @@
+"""Parameters and multiply-adds per module: the papers' efficiency argument, made measurable.
+
+Counts come from the real model, never from a table: parameters from ``jax.eval_shape`` of
+``model.init`` (BatchNorm running statistics live in ``batch_stats`` and are not counted, as in
+torchvision), multiply-adds by intercepting every ``nn.Conv`` / ``nn.Dense`` call during that same
+abstract trace (no FLOP is executed). The MAC convention is torchvision's: convolutions
+``out_h * out_w * out_c * kh * kw * in_c / groups`` and fully connected ``in * out`` per image;
+pooling, BN, ReLU and concatenation are not counted. Totals are for inference (aux heads off);
+the aux heads' share is reported separately.
+
+    python -m inception_jax.summary --model googlenet_tv
+    python -m inception_jax.summary --model inception_v3 --set aux_logits=False --json
+    python -m inception_jax.summary --model googlenet --naive-vs-reduced
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import math
+import sys
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from inception_jax import errors
+from inception_jax import models
+from inception_jax.models import googlenet as googlenet_lib
+from inception_jax.models import inception_v3 as inception_v3_lib
+from inception_jax.models import layers
+
+_AUX_HEADS = (googlenet_lib.AuxHeadV1, inception_v3_lib.AuxHeadV3)
+
+
+@dataclasses.dataclass
+class Row:
+  """One line of the table: a stem, an Inception module, an aux head or the classifier."""
+
+  name: str
+  params: int = 0
+  macs: int = 0
+  output_shape: tuple[int, ...] = ()
+  aux: bool = False  # runs only in training (or with return_aux=True)
+
+
+def default_size(model: nn.Module) -> int:
+  """The size the references are quoted at: 299 px for Inception v3, 224 px otherwise."""
+  return 299 if isinstance(model, inception_v3_lib.InceptionV3) else 224
+
+
+def _layer_macs(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
+  """Multiply-adds of one conv / dense call, per image."""
+  spatial = math.prod(y.shape[1:-1])
+  if isinstance(module, nn.Conv):
+    ks = module.kernel_size
+    kernel = ks ** (y.ndim - 2) if isinstance(ks, int) else math.prod(ks)
+    return spatial * y.shape[-1] * kernel * x.shape[-1] // module.feature_group_count
+  return spatial * x.shape[-1] * y.shape[-1]  # nn.Dense on [..., in]
+
+
+def _trace(model: nn.Module, size: int) -> tuple[Any, list[dict[str, Any]]]:
+  """Abstractly initialise ``model`` on one ``size`` x ``size`` image, recording every call.
+
+  Initialisation runs the aux heads too (they own parameters), so one trace sees everything.
+  """
+  calls: list[dict[str, Any]] = []
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name != '__call__':
+      return out
+    module = context.module
+    record = dict(path=module.path, module=module,
+                  in_shape=tuple(args[0].shape) if args and hasattr(args[0], 'shape') else (),
+                  out_shape=tuple(out.shape) if hasattr(out, 'shape') else (), macs=0)
+    if isinstance(module, (nn.Conv, nn.Dense)):
+      record['macs'] = _layer_macs(module, args[0], out)
+    calls.append(record)
+    return out
+
+  def init():
+    with nn.intercept_methods(interceptor):
+      return model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3), jnp.float32))
+
+  variables = jax.eval_shape(init)
+  return variables, calls
+
+
+def _num(tree: Any) -> int:
+  return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def module_table(model: nn.Module, size: int | None = None) -> list[Row]:
+  """Per-module rows in forward order: ``stem`` (the convolutions before the first Inception
+  module), each Inception module, each aux head, and ``classifier``."""
+  size = size or default_size(model)
+  variables, calls = _trace(model, size)
+  params = variables.get('params', {})
+  rows: dict[str, Row] = {}
+
+  def row_name(top: str, module: nn.Module | None) -> str:
+    if isinstance(module, layers.ConvBN):
+      return 'stem'
+    if top == 'fc' or isinstance(module, nn.Dropout):
+      return 'classifier'
+    return top
+
+  top_modules = {c['path'][0]: c['module'] for c in calls if len(c['path']) == 1}
+  for call in calls:
+    if not call['path']:
+      continue
+    top = call['path'][0]
+    name = row_name(top, top_modules.get(top))
+    row = rows.setdefault(name, Row(name, aux=isinstance(top_modules.get(top), _AUX_HEADS)))
+    row.macs += call['macs']
+    if len(call['path']) == 1:
+      row.output_shape = call['out_shape'][1:]
+  for top, subtree in params.items():
+    rows[row_name(top, top_modules.get(top))].params += _num(subtree)
+  return list(rows.values())
+
+
+def summarize(model: nn.Module, size: int | None = None) -> dict[str, Any]:
+  """Totals and rows as one JSON-able dict (what ``--json`` prints)."""
+  size = size or default_size(model)
+  rows = module_table(model, size)
+  main = [r for r in rows if not r.aux]
+  aux = [r for r in rows if r.aux]
+  return dict(
+      model=type(model).__name__, size=size,
+      total_params=sum(r.params for r in rows),
+      total_macs=sum(r.macs for r in main),
+      params_without_aux=sum(r.params for r in main),
+      aux_params=sum(r.params for r in aux),
+      aux_macs=sum(r.macs for r in aux),
+      rows=[dict(dataclasses.asdict(r), output_shape=list(r.output_shape)) for r in rows])
+
+
+def count_params(model: nn.Module, size: int | None = None) -> int:
+  """Trainable parameters (aux heads included when built; BN running stats excluded)."""
+  size = size or default_size(model)
+  variables = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3), jnp.float32)))
+  return _num(variables.get('params', {}))
+
+
+def count_macs(model: nn.Module, size: int | None = None, include_aux: bool = False) -> int:
+  """Multiply-adds of one ``size`` x ``size`` image at inference (plus the aux heads if asked)."""
+  return sum(r.macs for r in module_table(model, size) if include_aux or not r.aux)
+
+
+# ---------------------------------------------------------------------------------------------
+# GoogLeNet paper, Section 4 / Fig. 2: what the 1x1 reductions save.
+
+
+def _module_cost(module: nn.Module, in_shape: Sequence[int]) -> tuple[int, int, tuple[int, ...]]:
+  """(params, MACs, output shape) of one module on a [1, H, W, C] input."""
+  calls: list[int] = []
+  out_shape: list[tuple[int, ...]] = []
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name == '__call__':
+      if isinstance(context.module, (nn.Conv, nn.Dense)):
+        calls.append(_layer_macs(context.module, args[0], out))
+      if context.module.path == ():
+        out_shape.append(tuple(out.shape))
+    return out
+
+  def init():
+    with nn.intercept_methods(interceptor):
+      return module.init(jax.random.PRNGKey(0), jnp.zeros((1, *in_shape[1:]), jnp.float32))
+
+  variables = jax.eval_shape(init)
+  return _num(variables.get('params', {})), sum(calls), out_shape[-1][1:]
+
+
+def naive_vs_reduced(model: googlenet_lib.GoogLeNet, size: int | None = None
+                     ) -> list[dict[str, Any]]:
+  """Per Inception module: the naive form (Fig. 2a) and the reduced form (Fig. 2b) on the same
+  input with the same 1x1/3x3/5x5 filter counts, and what the reductions save."""
+  if not isinstance(model, googlenet_lib.GoogLeNet):
+    raise errors.UserError('--naive-vs-reduced applies to the GoogLeNet family '
+                           f'({", ".join(n for n in models.available() if "googlenet" in n)})')
+  size = size or default_size(model)
+  _, calls = _trace(model, size)
+  inputs = {c['path'][0]: c['in_shape'] for c in calls
+            if len(c['path']) == 1 and isinstance(c['module'], googlenet_lib.InceptionV1Module)}
+  conv = layers.conv_block(model.use_bn, model.width_multiplier, model.dtype, model.conv)
+  result = []
+  for spec in googlenet_lib.TABLE1:
+    costs = {}
+    for kind in ('naive', 'reduced'):
+      module = googlenet_lib.InceptionV1Module(
+          *spec[1:], conv_block=conv, kind=kind, branch5x5_kernel=model.branch5x5_kernel,
+          factorize_5x5=model.factorize_5x5)
+      costs[kind] = _module_cost(module, inputs[spec.name])
+    (np_, nm, nshape), (rp, rm, rshape) = costs['naive'], costs['reduced']
+    result.append(dict(
+        name=spec.name, input_shape=list(inputs[spec.name][1:]),
+        naive_params=np_, naive_macs=nm, naive_output_shape=list(nshape),
+        reduced_params=rp, reduced_macs=rm, reduced_output_shape=list(rshape),
+        params_saved=np_ - rp, macs_saved=nm - rm,
+        macs_ratio=nm / rm if rm else float('inf')))
+  return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line.
+
+
+def _parse_value(text: str) -> Any:
+  """``--set`` values: Python literals (``10``, ``False``, ``0.5``, ``'7x7'``) or bare strings."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+  overrides = {}
+  for item in items:
+    key, sep, value = item.partition('=')
+    if not sep or not key:
+      raise errors.UserError(f'--set takes key=value (got {item!r}), e.g. --set aux_logits=False')
+    overrides[key.strip()] = _parse_value(value.strip())
+  return overrides
+
+
+def _human(n: float) -> str:
+  for unit, scale in (('G', 1e9), ('M', 1e6), ('K', 1e3)):
+    if abs(n) >= scale:
+      return f'{n / scale:.4g} {unit}'
+  return str(int(n))
+
+
+def _print_table(name: str, summary: dict[str, Any]) -> None:
+  print(f"{name} at {summary['size']}x{summary['size']} px: parameters and multiply-adds per image")
+  print(f"{'module':<22}{'output (HxWxC)':>18}{'params':>14}{'MACs':>16}")
+  for row in summary['rows']:
+    shape = 'x'.join(map(str, row['output_shape']))
+    label = row['name'] + (' (train)' if row['aux'] else '')
+    print(f"{label:<22}{shape:>18}{row['params']:>14,}{row['macs']:>16,}")
+  print(f"{'total (inference)':<22}{'':>18}{summary['params_without_aux']:>14,}"
+        f"{summary['total_macs']:>16,}   ({_human(summary['total_macs'])}MACs)")
+  if summary['aux_params']:
+    print(f"{'aux heads':<22}{'':>18}{summary['aux_params']:>14,}{summary['aux_macs']:>16,}")
+    print(f"{'total with aux heads':<22}{'':>18}{summary['total_params']:>14,}"
+          f"{summary['total_macs'] + summary['aux_macs']:>16,}")
+
+
+def _print_naive(name: str, size: int, rows: list[dict[str, Any]]) -> None:
+  print(f'{name} at {size}x{size} px: naive Inception modules (Fig. 2a) vs with 1x1 reductions '
+        '(Fig. 2b), same input and filter counts')
+  print(f"{'module':<13}{'input':>12}{'naive params':>14}{'reduced':>12}{'naive MACs':>16}"
+        f"{'reduced':>15}{'MACs x':>8}{'naive out C':>12}")
+  for r in rows:
+    print(f"{r['name']:<13}{'x'.join(map(str, r['input_shape'])):>12}{r['naive_params']:>14,}"
+          f"{r['reduced_params']:>12,}{r['naive_macs']:>16,}{r['reduced_macs']:>15,}"
+          f"{r['macs_ratio']:>8.2f}{r['naive_output_shape'][-1]:>12}")
+  tn, tr = sum(r['naive_macs'] for r in rows), sum(r['reduced_macs'] for r in rows)
+  pn, pr = sum(r['naive_params'] for r in rows), sum(r['reduced_params'] for r in rows)
+  print(f"{'all modules':<13}{'':>12}{pn:>14,}{pr:>12,}{tn:>16,}{tr:>15,}{tn / tr:>8.2f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='python -m inception_jax.summary',
+      description='Parameters and multiply-adds per module of a registered model.')
+  parser.add_argument('--model', required=True, help=f'one of: {", ".join(models.available())}')
+  parser.add_argument('--size', type=int, default=None,
+                      help='square input side in pixels (default 224; 299 for inception_v3)')
+  parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                      help='model override, repeatable (e.g. --set aux_logits=False)')
+  parser.add_argument('--json', action='store_true', help='print one JSON object')
+  parser.add_argument('--naive-vs-reduced', action='store_true',
+                      help='GoogLeNet: what the 1x1 reductions save, module by module')
+  args = parser.parse_args(argv)
+
+  model = models.create(args.model, **_parse_overrides(args.set))
+  size = args.size or default_size(model)
+  if size < 1:
+    raise errors.UserError(f'--size must be positive (got {size})')
+  minimum = model.min_input_size()
+  if size < minimum:
+    trunk = getattr(model, 'trunk_min_size', lambda: minimum)()
+    hint = ('raise --size, or --set aux_adaptive=True or aux_logits=False' if size >= trunk
+            else 'raise --size')
+    raise errors.UserError(f'{args.model} needs images of at least {minimum}x{minimum} pixels '
+                           f'(got {size}x{size}); {hint}')
+  summary = summarize(model, size)
+  summary['model'] = args.model
+  if args.naive_vs_reduced:
+    summary['naive_vs_reduced'] = naive_vs_reduced(model, size)
+  if args.json:
+    print(json.dumps(summary))
+  else:
+    _print_table(args.model, summary)
+    if args.naive_vs_reduced:
+      print()
+      _print_naive(args.model, size, summary['naive_vs_reduced'])
+  return 0
+
+
+if __name__ == '__main__':
+  errors.run_cli(lambda: sys.exit(main()))
