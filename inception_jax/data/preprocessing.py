@@ -133,7 +133,12 @@ def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
 
 def normalize(image: tf.Tensor, normalization: str = 'inception') -> tf.Tensor:
   """0..255 float -> model input: 'inception' maps to [-1, 1] (TF-slim), 'imagenet' uses
-  torchvision's mean/std on [0, 1] (for torchvision-converted weights)."""
+  torchvision's mean/std on [0, 1].
+
+  torchvision's pretrained GoogLeNet and Inception v3 run with ``transform_input=True``, which maps
+  mean/std input back to ``2x - 1``: their converted weights want 'inception' (the converter
+  records it in the checkpoint metadata). 'imagenet' is for weights trained on mean/std input.
+  """
   if normalization == 'inception':
     return image / 127.5 - 1.0
   if normalization == 'imagenet':
