@@ -127,10 +127,13 @@ def _choice(config, key, choices):
     raise UserError(f'unknown {key} {config.get(key)!r}; choose one of {", ".join(choices)}')
 
 
-def validate_config(config: Any) -> None:
-  """One-line UserErrors for values no run can use, before anything expensive happens."""
+def validate_config(config: Any, *, check_model: bool = True) -> None:
+  """One-line UserErrors for values no run can use, before anything expensive happens.
+
+  ``check_model=False`` skips the registry lookup (the caller supplies its own module).
+  """
   from inception_jax import models  # pylint: disable=g-import-not-at-top
-  if config.get('model') not in models.available():
+  if check_model and config.get('model') not in models.available():
     raise UserError(f'unknown model {config.get("model")!r}; choose one of: '
                     f'{", ".join(models.available())}')
   for key in ('global_batch_size', 'eval_batch_size', 'base_batch_size', 'image_size',

@@ -1,0 +1,102 @@
+r"""Train GoogLeNet / Inception v3 (the Flax examples' command line).
+
+  python train.py                                   # offline quick start -> ./workdirs/default
+  python train.py --config=configs/googlenet_imagenet.py --workdir=/ckpt/googlenet \
+      --config.data_dir=/data/tfds --config.global_batch_size=1024
+
+Rerunning with the same ``--workdir`` resumes from its latest checkpoint. Exit status: 0 done,
+2 a one-line error (bad config, unprepared data, another model's checkpoint in the workdir, a
+non-finite loss), 143 preempted by SIGTERM after saving a checkpoint (rerun to resume).
+
+Multi-process (one process per host, or per GPU): on a Cloud TPU pod slice, SLURM or Open MPI the
+processes find each other automatically; elsewhere pass ``--coordinator_address=HOST:PORT
+--num_processes=N --process_id=I`` (or set ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+``JAX_PROCESS_ID``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'default.py')
+
+
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def _define_flags() -> None:
+  """Defines the flags; config_flags already applies ``--config.KEY=VALUE`` here, so a bad key
+  or value is reported as one line instead of a traceback."""
+  global _CONFIG, _WORKDIR, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST
+  try:
+    _CONFIG = config_flags.DEFINE_config_file(
+        'config', _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).',
+        lock_config=True)
+  except (AttributeError, KeyError) as e:
+    while e.args and isinstance(e.args[0], BaseException):
+      e = e.args[0]
+    detail = ' '.join(str(e.args[0] if e.args else e).split())
+    bad = [a for a in sys.argv[1:] if a.startswith('--config.')]
+    _fail(f'unknown config field {detail} in {" ".join(bad) or "the flags"}; '
+          '`python train.py --helpfull` lists the fields')
+  _WORKDIR = flags.DEFINE_string(
+      'workdir', os.path.join('workdirs', 'default'),
+      'Directory for checkpoints, metrics.jsonl, TensorBoard events and config.json; rerunning '
+      'with the same directory resumes.')
+  _COORDINATOR = flags.DEFINE_string(
+      'coordinator_address', None, 'HOST:PORT of process 0 for a multi-process run '
+      '(not needed on TPU pods, SLURM or Open MPI).')
+  _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                        'Processes in a multi-process run.')
+  _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process in [0, num_processes).')
+  _MULTIHOST = flags.DEFINE_bool(
+      'multihost', False, 'Force jax.distributed.initialize() with cluster auto-detection.')
+
+
+def _parse_flags(argv):
+  """absl's parser, with errors (bad values, unknown flags, missing config files) as one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(' '.join(str(e).split()))
+  except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    _fail(' '.join(str(e).split()) or type(e).__name__)
+
+
+def main(argv):
+  from inception_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
+  from inception_jax.training import loop, parallel  # pylint: disable=g-import-not-at-top
+
+  try:
+    config = _CONFIG.value
+    config.get('model')  # config_flags reports a failed load only on first use
+  except OSError as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
+  parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                        _PROCESS_ID.value, force=_MULTIHOST.value)
+  result = loop.train_and_evaluate(config, _WORKDIR.value)
+  if result.preempted:
+    sys.exit(loop.PREEMPTED_EXIT_CODE)
+
+
+def _run(argv):
+  from inception_jax import errors  # pylint: disable=g-import-not-at-top
+  errors.run_cli(lambda: main(argv))
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  _define_flags()
+  app.run(_run, flags_parser=_parse_flags)
