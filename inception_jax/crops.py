@@ -1,0 +1,182 @@
+"""Multi-crop evaluation views: 1 crop, 10 crops (AlexNet) and 144 crops (GoogLeNet), in TensorFlow.
+
+Every view function takes encoded image bytes (scalar ``tf.string``) or a decoded ``uint8`` [H, W, C]
+tensor, like :mod:`inception_jax.data.preprocessing`, and returns ``float32`` [n, S, S, 3] normalised
+model inputs, ``S = image_size``. Predictions are averaged over the ``n`` views as *softmax
+probabilities* (GoogLeNet paper, Szegedy et al. 2015, Sec. 7: "the softmax probabilities are averaged
+over multiple crops").
+
+* **1 crop** (:func:`one_crop`): exactly the input pipeline's evaluation view
+  (:func:`~inception_jax.data.preprocessing.preprocess_for_eval`): a centre square of
+  ``eval_crop_fraction`` of the shorter side, resized to ``S``.
+* **10 crops** (:func:`ten_crop`), Krizhevsky et al. 2012, Sec. 4.1: the shorter side is resized to
+  ``round(S / eval_crop_fraction)`` (256 for 224 px at 0.875), then the four corner ``S x S`` patches
+  and the centre patch of the whole resized image, followed by the same five mirrored left-right
+  (torchvision's ``Resize(256)`` + ``TenCrop(224)``).
+* **144 crops** (:func:`googlenet_144_crop`), GoogLeNet paper Sec. 7 ("Testing methodology"): the
+  shorter side is resized to 4 scales (256, 288, 320, 352 for 224 px); from each, 3 squares of that
+  side are taken along the longer side (left / centre / right, or top / centre / bottom for portrait
+  images); from each square the 4 corner and the centre ``S x S`` crops plus the whole square resized
+  to ``S`` (6 views); and all of them mirrored: 4 x 3 x 6 x 2 = 144.
+
+The reference sizes are the 224 px network's. Other input sizes scale them proportionally
+(:func:`googlenet_scales`): Inception v3 at 299 px uses ``round(s * 299 / 224)`` = 342, 384, 427,
+470; a 16 px test network uses 18, 21, 23, 25. The scale list therefore always starts above ``S``
+(256/224 = 1.14), so every crop lies inside the resized image whatever the input's size: small images
+are upsampled, never rejected.
+
+Geometry conventions (shared with the pipeline's centre crop): a centre offset is
+``(L - S + 1) // 2`` (the extra pixel of an odd margin goes before the crop); a resized longer side is
+``round(L * s / shorter)``. Resizes here are bilinear with anti-aliasing (they mostly shrink large
+photos), whereas the 1-crop view keeps the pipeline's own resize. Order of the views: 10-crop =
+[top-left, top-right, bottom-left, bottom-right, centre] then the same mirrored; 144-crop = for each
+scale (ascending), for each square (left/top, centre, right/bottom): [4 corners as above, centre,
+whole square], then those 6 mirrored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import tensorflow as tf
+
+from inception_jax.data import preprocessing
+from inception_jax.errors import UserError
+
+PROTOCOLS = (1, 10, 144)
+# GoogLeNet paper, Sec. 7: shorter-side scales for its 224 px network.
+GOOGLENET_SCALES = (256, 288, 320, 352)
+REFERENCE_SIZE = 224
+
+
+def _get(config: Any, key: str, default: Any) -> Any:
+  if isinstance(config, Mapping) or hasattr(config, 'get'):
+    value = config.get(key, default)
+  else:
+    value = getattr(config, key, default)
+  return default if value is None else value
+
+
+def check_protocol(crops: Any) -> int:
+  """``crops`` as an int in :data:`PROTOCOLS`, else a one-line UserError."""
+  try:
+    value = int(crops)
+  except (TypeError, ValueError):
+    value = None
+  if value not in PROTOCOLS or isinstance(crops, bool) or (
+      isinstance(crops, float) and crops != value):
+    raise UserError(f'--crops must be 1, 10 or 144, got {crops!r}')
+  return value
+
+
+def googlenet_scales(image_size: int) -> tuple[int, ...]:
+  """The 144-crop shorter-side scales for ``image_size`` (256..352 at 224, scaled proportionally)."""
+  return tuple(int(round(s * image_size / REFERENCE_SIZE)) for s in GOOGLENET_SCALES)
+
+
+def ten_crop_side(image_size: int, crop_fraction: float) -> int:
+  """Shorter side the 10-crop resizes to: ``round(image_size / eval_crop_fraction)``, at least S."""
+  return max(int(image_size), int(round(image_size / float(crop_fraction))))
+
+
+def _resize_shorter(image: tf.Tensor, side: int) -> tf.Tensor:
+  """uint8/float [H, W, 3] -> float32 [h, w, 3] with ``min(h, w) == side`` (aspect ratio kept)."""
+  shape = tf.shape(image)
+  height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+  shorter = tf.minimum(height, width)
+  new_h = tf.maximum(tf.cast(tf.round(height * side / shorter), tf.int32), side)
+  new_w = tf.maximum(tf.cast(tf.round(width * side / shorter), tf.int32), side)
+  # Exactly `side` on the shorter dimension, whatever the rounding did.
+  new_h = tf.where(height <= width, side, new_h)
+  new_w = tf.where(height <= width, new_w, side)
+  resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]),
+                            method='bilinear', antialias=True)
+  return tf.ensure_shape(resized, [None, None, 3])
+
+
+def _crop(image: tf.Tensor, y: tf.Tensor, x: tf.Tensor, size: int) -> tf.Tensor:
+  return tf.ensure_shape(tf.slice(image, tf.stack([y, x, 0]), [size, size, 3]),
+                         [size, size, 3])
+
+
+def five_crops(image: tf.Tensor, size: int) -> tf.Tensor:
+  """[H, W, 3] -> [5, size, size, 3]: top-left, top-right, bottom-left, bottom-right, centre."""
+  shape = tf.shape(image)
+  dy, dx = shape[0] - size, shape[1] - size
+  return tf.stack([
+      _crop(image, 0, 0, size),
+      _crop(image, 0, dx, size),
+      _crop(image, dy, 0, size),
+      _crop(image, dy, dx, size),
+      _crop(image, (dy + 1) // 2, (dx + 1) // 2, size),
+  ])
+
+
+def three_squares(image: tf.Tensor, side: int) -> tf.Tensor:
+  """[H, W, 3] with ``min(H, W) == side`` -> [3, side, side, 3] along the longer side.
+
+  Landscape: left, centre, right; portrait: top, centre, bottom (GoogLeNet paper, Sec. 7).
+  """
+  shape = tf.shape(image)
+  margin = tf.maximum(shape[0], shape[1]) - side
+  offsets = tf.stack([0, (margin + 1) // 2, margin])
+  landscape = shape[0] <= shape[1]
+  return tf.stack([
+      _crop(image, tf.where(landscape, 0, offsets[i]), tf.where(landscape, offsets[i], 0), side)
+      for i in range(3)])
+
+
+def _mirror(views: tf.Tensor) -> tf.Tensor:
+  """[n, S, S, 3] -> [2n, S, S, 3]: the views, then each mirrored left-right."""
+  return tf.concat([views, tf.reverse(views, axis=[2])], axis=0)
+
+
+def ten_crop(image: tf.Tensor, image_size: int, crop_fraction: float) -> tf.Tensor:
+  """uint8 [H, W, C] -> float32 [10, S, S, 3] on the 0..255 scale (not yet normalised)."""
+  image = preprocessing.decode(image)
+  resized = _resize_shorter(image, ten_crop_side(image_size, crop_fraction))
+  return _mirror(five_crops(resized, image_size))
+
+
+def googlenet_144_crop(image: tf.Tensor, image_size: int) -> tf.Tensor:
+  """uint8 [H, W, C] -> float32 [144, S, S, 3] on the 0..255 scale (GoogLeNet paper, Sec. 7)."""
+  image = preprocessing.decode(image)
+  groups = []
+  for side in googlenet_scales(image_size):
+    squares = three_squares(_resize_shorter(image, side), side)
+    for i in range(3):
+      square = squares[i]
+      whole = tf.image.resize(square, [image_size, image_size], method='bilinear',
+                              antialias=True)
+      views = tf.concat([five_crops(square, image_size), whole[None]], axis=0)
+      groups.append(_mirror(views))
+  return tf.ensure_shape(tf.concat(groups, axis=0), [144, image_size, image_size, 3])
+
+
+def one_crop(image: tf.Tensor, config: Any) -> tf.Tensor:
+  """The input pipeline's evaluation view as [1, S, S, 3] (normalised)."""
+  return preprocessing.preprocess_for_eval(image, config)[None]
+
+
+def make_views_fn(crops: int, config: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+  """``image -> float32 [crops, S, S, 3]`` normalised views for the protocol ``crops``.
+
+  Reads ``image_size``, ``eval_crop_fraction`` (1 and 10 crops) and ``normalization`` from
+  ``config`` (a ConfigDict, dict or object).
+  """
+  crops = check_protocol(crops)
+  image_size = int(_get(config, 'image_size', 224))
+  fraction = float(_get(config, 'eval_crop_fraction', 0.875))
+  normalization = _get(config, 'normalization', 'inception')
+  if crops == 1:
+    return lambda image: one_crop(image, config)
+  if crops == 10:
+    return lambda image: preprocessing.normalize(ten_crop(image, image_size, fraction),
+                                                 normalization)
+  return lambda image: preprocessing.normalize(googlenet_144_crop(image, image_size),
+                                               normalization)
+
+
+__all__ = ['GOOGLENET_SCALES', 'PROTOCOLS', 'check_protocol', 'five_crops', 'googlenet_144_crop',
+           'googlenet_scales', 'make_views_fn', 'one_crop', 'ten_crop', 'ten_crop_side',
+           'three_squares']
