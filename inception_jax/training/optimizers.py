@@ -42,15 +42,15 @@ def num_train_steps(config: Any, num_train_examples: int) -> int:
                        steps_per_epoch(num_train_examples, config.global_batch_size)))
 
 
-def create_learning_rate_fn(config: Any, steps_per_epoch_: int,
+def create_learning_rate_fn(config: Any, steps_per_epoch: int,  # pylint: disable=redefined-outer-name
                             total_steps: int) -> optax.Schedule:
   """Step -> learning rate: linear warm-up, then the configured decay (counted from step 0)."""
   base = scaled_learning_rate(config)
-  warmup = int(round(config.get('warmup_epochs', 0.0) * steps_per_epoch_))
+  warmup = int(round(config.get('warmup_epochs', 0.0) * steps_per_epoch))
   kind = config.lr_schedule
   if kind not in SCHEDULES:
     raise UserError(f"unknown lr_schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
-  decay_steps = max(1, int(round(config.get('decay_epochs', 1.0) * steps_per_epoch_)))
+  decay_steps = max(1, int(round(config.get('decay_epochs', 1.0) * steps_per_epoch)))
   decay_rate = float(config.get('decay_rate', 1.0))
 
   def schedule(step):

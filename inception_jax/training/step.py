@@ -96,7 +96,7 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
         'top1': losses.topk_correct(logits, labels, 1).mean(),
         'top5': losses.topk_correct(logits, labels, 5).mean(),
     })
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     metrics['grad_norm'] = grad_norm
     metrics['learning_rate'] = jnp.asarray(learning_rate_fn(state.step), jnp.float32)
 
