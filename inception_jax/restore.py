@@ -28,6 +28,8 @@ in ``meta['step']``); a step named explicitly is never replaced.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from typing import Any, NamedTuple
 
@@ -187,18 +189,25 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
           for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
+@functools.lru_cache(maxsize=16)
+def _variable_shapes(model: nn.Module, size: int) -> dict[str, dict[str, tuple[int, ...]]]:
+  """Shapes of every variable of ``model`` (traced with ``eval_shape``: nothing is computed)."""
+  key = jax.random.PRNGKey(0)
+  abstract = jax.eval_shape(lambda: model.init(  # train=True: the aux heads' params too.
+      {'params': key, 'dropout': key}, jnp.zeros((1, size, size, 3), jnp.float32), train=True))
+  return {name: _shapes(abstract.get(name, {})) for name in ('params', 'batch_stats')}
+
+
 def _check_against_model(model: nn.Module, meta: dict[str, Any], params: Any, batch_stats: Any,
                          where: str) -> None:
   """The saved arrays must be exactly the variables of the model the metadata describes."""
   size = max(int(meta['image_size']), model.min_input_size())
-  key = jax.random.PRNGKey(0)
   try:
-    abstract = jax.eval_shape(lambda: model.init(  # train=True: the aux heads' params too.
-        {'params': key, 'dropout': key}, jnp.zeros((1, size, size, 3), jnp.float32), train=True))
+    shapes = _variable_shapes(model, size)
   except UserError as e:
     raise UserError(f'{where}: {_first_line(e)}') from None
   for name, saved in (('params', params), ('batch_stats', batch_stats)):
-    want, got = _shapes(abstract.get(name, {})), _shapes(saved)
+    want, got = shapes[name], _shapes(saved)
     if want != got:
       diff = sorted(set(want.items()) ^ set(got.items()))
       raise UserError(
@@ -278,5 +287,41 @@ def load_for_inference(path: str | os.PathLike, *, use_ema: bool = True) -> Infe
                                            if len(skipped) > 1 else ''))
 
 
+def workdir_config(meta: dict[str, Any]) -> dict[str, Any]:
+  """The run's ``config.json`` (written by ``train.py`` next to ``checkpoints/``), or ``{}``."""
+  step_dir = meta.get('checkpoint')
+  if not step_dir:
+    return {}
+  checkpoints = os.path.dirname(step_dir)
+  if os.path.basename(checkpoints) != ckpt_lib.CHECKPOINT_SUBDIR:
+    return {}
+  try:
+    with open(os.path.join(os.path.dirname(checkpoints), 'config.json')) as f:
+      config = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return config if isinstance(config, dict) else {}
+
+
+def preprocessing_settings(meta: dict[str, Any], defaults: Any = None) -> dict[str, Any]:
+  """How the weights expect their input: ``normalization``, ``eval_crop_fraction``, ``dataset``.
+
+  From the checkpoint metadata (converted checkpoints record them), else the run's
+  ``config.json``, else ``defaults`` (a config / dict), else the schema's defaults.
+  """
+  run = workdir_config(meta)
+  out = {}
+  for key, fallback in (('normalization', 'inception'), ('eval_crop_fraction', 0.875),
+                        ('dataset', None), ('data_dir', None)):
+    value = meta.get(key)
+    if value is None:
+      value = run.get(key)
+    if value is None and defaults is not None:
+      value = defaults.get(key) if hasattr(defaults, 'get') else getattr(defaults, key, None)
+    out[key] = fallback if value is None else value
+  return out
+
+
 __all__ = ['CONVERTED', 'InferenceCheckpoint', 'TRAINING', 'build_model', 'find_checkpoint_steps',
-           'load_for_inference', 'read_metadata']
+           'load_for_inference', 'preprocessing_settings', 'read_metadata',
+           'workdir_config']

@@ -1,0 +1,381 @@
+r"""Top-1 / top-5 of a checkpoint on a whole evaluation split, with 1, 10 or 144 crops.
+
+  python -m inception_jax.evaluate --config=configs/default.py --checkpoint=workdirs/default
+  python -m inception_jax.evaluate --config=configs/googlenet_imagenet.py \
+      --checkpoint=converted/googlenet --crops=144 --config.data_dir=/data/tfds --json=eval.json
+
+The checkpoint (a training workdir, a converted directory or one ``checkpoints/<step>``; see
+:mod:`inception_jax.restore`) decides the model, its weights (EMA when kept) and the input size; the
+config decides the dataset (``dataset``, ``data_dir``, ``eval_split``), ``eval_crop_fraction`` and
+``eval_batch_size``. ``normalization`` is a property of the weights: the checkpoint's (metadata or
+its run's ``config.json``) wins over the config's, with a warning when they differ.
+
+Crop protocols (:mod:`inception_jax.crops`): 1 = the input pipeline's centre crop; 10 = corners +
+centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol (Szegedy et al.
+2015, Sec. 7). Softmax probabilities are averaged over an image's crops. Every example of the split
+is counted exactly once: the last batch is padded and the padding masked, and ``num_examples`` in
+the result is checked against the split size.
+
+Execution: one process, all its local devices. Each step feeds ``batch_size`` examples x crops
+images through one jitted ``apply`` whose batch axis is sharded over the devices (the batch is padded
+to a multiple of the device count); the program is compiled once per image count and reused by
+every later call with the same model. ``batch_size`` defaults to ``eval_batch_size // crops``
+(at least 1), i.e. about ``eval_batch_size`` images per step whatever the protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+from inception_jax.errors import UserError
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               'configs', 'default.py')
+
+
+# ----------------------------------------------------------------------------- model execution
+
+
+@functools.lru_cache(maxsize=8)
+def _softmax_program(model: Any, devices: tuple[Any, ...]) -> tuple[Callable, Any, Any]:
+  """``(jitted fn(variables, images) -> softmax, data sharding, replicated sharding)``, cached
+  per (model, devices) so repeated evaluations reuse the compiled program."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
+
+  mesh = Mesh(np.asarray(devices), ('data',))
+  data = NamedSharding(mesh, PartitionSpec('data'))
+  replicated = NamedSharding(mesh, PartitionSpec())
+
+  def probabilities(variables, images):
+    logits = model.apply(variables, images, train=False).logits
+    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+  fn = jax.jit(probabilities, in_shardings=(replicated, data), out_shardings=data)
+  return fn, data, replicated
+
+
+class Classifier:
+  """Softmax probabilities of a model on all local devices: ``clf(images [N, S, S, 3]) -> [N, K]``.
+
+  ``N`` is padded to a multiple of the device count (the padding's outputs are dropped).
+  ``submit`` returns at once with a handle; ``result`` waits, so host work overlaps the devices.
+  """
+
+  def __init__(self, model: Any, variables: Any, devices: Any = None):
+    import jax  # pylint: disable=g-import-not-at-top
+    self.devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
+    self._fn, self._data, replicated = _softmax_program(model, self.devices)
+    self._variables = jax.device_put(variables, replicated)
+
+  def submit(self, images: Any) -> tuple[Any, int]:
+    import jax  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    images = np.asarray(images, np.float32)
+    n = images.shape[0]
+    pad = -n % len(self.devices)
+    if pad:
+      images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+    return self._fn(self._variables, jax.device_put(images, self._data)), n
+
+  @staticmethod
+  def result(handle: tuple[Any, int]) -> Any:
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    out, n = handle
+    return np.asarray(out)[:n]
+
+  def __call__(self, images: Any) -> Any:
+    return self.result(self.submit(images))
+
+
+def topk_correct(probs: Any, labels: Any, k: int) -> Any:
+  """Per example, whether the label is among the ``k`` most probable classes (ties count for the
+  label, as :func:`inception_jax.training.losses.topk_correct`)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  label_prob = np.take_along_axis(probs, labels[:, None].astype(np.int64), axis=-1)
+  rank = np.sum(probs > label_prob, axis=-1)
+  return (rank < min(k, probs.shape[-1])) & np.isfinite(label_prob[:, 0])
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def eval_config(config: Any, meta: dict[str, Any], *, image_size: int | None = None,
+                log: Callable[[str], None] = print) -> Any:
+  """A copy of ``config`` with the checkpoint's image size and normalisation."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.copy_and_resolve_references()
+  else:
+    config = ml_collections.ConfigDict(dict(config))
+  with config.unlocked():
+    config.image_size = int(image_size or meta['image_size'])
+    recorded = meta.get('normalization') or restore.workdir_config(meta).get('normalization')
+    if recorded and recorded != config.get('normalization', 'inception'):
+      log(f'warning: using normalization={recorded!r} recorded with the checkpoint instead of the '
+          f"config's {config.get('normalization')!r}")
+      config.normalization = recorded
+  return config
+
+
+def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devices: int) -> int:
+  """Examples per step: ``batch_size`` or ``eval_batch_size // crops``, then rounded up so the
+  step's ``examples x crops`` images split evenly over the devices."""
+  import math  # pylint: disable=g-import-not-at-top
+  if batch_size is None or batch_size == 0:
+    eval_batch = int(config.get('eval_batch_size') or config.get('global_batch_size') or 1)
+    batch_size = max(1, eval_batch // crops)
+  if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+    raise UserError(f'--batch_size must be a positive integer (0 = eval_batch_size // crops), '
+                    f'got {batch_size!r}')
+  step = num_devices // math.gcd(crops, num_devices)
+  return -(-batch_size // step) * step
+
+
+def views_dataset(config: Any, crops: int, batch: int) -> tuple[Any, Any]:
+  """``(tf.data.Dataset, DatasetInfo)``: the whole eval split once, as batches of
+  ``{'image': float32 [batch, crops, S, S, 3], 'label': int32 [batch], 'mask': bool [batch]}``,
+  the last batch padded with masked zero examples."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+
+  # The pipeline's record reader (TFDS or image folder). Its public eval iterator applies the
+  # 1-crop view itself, so multi-crop needs the records before preprocessing.
+  source = input_pipeline._source(config)  # pylint: disable=protected-access
+  info = source.info
+  share = source.read(info.eval_split, 0, 1, drop_remainder=False)
+  views_fn = crops_lib.make_views_fn(crops, config)
+  size = int(config.image_size)
+
+  def preprocess(ex):
+    image = tf.io.read_file(ex['path']) if 'path' in ex else ex['image']
+    return {'image': views_fn(image), 'label': tf.cast(ex['label'], tf.int32),
+            'mask': tf.constant(True)}
+
+  ds = share.dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  num_padding = -share.size % batch
+  padding = tf.data.Dataset.from_tensors({
+      'image': tf.zeros([crops, size, size, 3], tf.float32),
+      'label': tf.constant(0, tf.int32),
+      'mask': tf.constant(False)}).repeat(num_padding)
+  ds = ds.concatenate(padding).batch(batch, drop_remainder=True)
+  return ds.prefetch(2).with_options(input_pipeline._options()), info  # pylint: disable=protected-access
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | None = None,
+             image_size: int | None = None, use_ema: bool = True,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Evaluates ``checkpoint`` on ``config``'s eval split; returns the result dict (see ``main``)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+
+  crops = crops_lib.check_protocol(crops)
+  tfds.disable_progress_bar()
+  if image_size is not None and image_size != 0 and (
+      isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 0):
+    raise UserError(f'--image_size must be a positive integer (0 = the checkpoint\'s), '
+                    f'got {image_size!r}')
+  model, variables, meta = restore.load_for_inference(checkpoint, use_ema=use_ema)
+  config = eval_config(config, meta, image_size=image_size, log=log)
+  minimum = model.min_input_size()
+  if config.image_size < minimum:
+    raise UserError(f'image_size={config.image_size} is too small for {meta["model"]}: it needs '
+                    f'at least {minimum} px')
+  devices = jax.local_devices()
+  batch = examples_per_batch(config, crops, batch_size, len(devices))
+  ds, info = views_dataset(config, crops, batch)
+  if info.num_classes > model.num_classes:
+    raise UserError(f'checkpoint {meta["checkpoint"]} is a {model.num_classes}-class '
+                    f'{meta["model"]}, but dataset {info.name!r} has {info.num_classes} classes; '
+                    'evaluate it on the dataset it was trained for')
+  if info.num_classes < model.num_classes:
+    log(f'warning: the model has {model.num_classes} classes, dataset {info.name!r} '
+        f'{info.num_classes}; labels index the first {info.num_classes}')
+  trained_on = meta.get('dataset')
+  if trained_on and trained_on != info.name:
+    log(f'warning: the checkpoint was trained on {trained_on!r}, evaluating on {info.name!r}')
+
+  classifier = Classifier(model, variables, devices)
+  size = config.image_size
+  totals = {'top1': 0, 'top5': 0, 'count': 0}
+  start = time.perf_counter()
+
+  def finish(pending):
+    handle, labels, mask, b = pending
+    probs = classifier.result(handle).reshape(b, crops, -1).mean(axis=1)
+    totals['top1'] += int(np.sum(topk_correct(probs, labels, 1) & mask))
+    totals['top5'] += int(np.sum(topk_correct(probs, labels, 5) & mask))
+    totals['count'] += int(np.sum(mask))
+
+  pending = None
+  batches: Iterator[dict[str, Any]] = iter(tfds.as_numpy(ds))
+  for example_batch in batches:
+    b = example_batch['image'].shape[0]
+    handle = classifier.submit(example_batch['image'].reshape(b * crops, size, size, 3))
+    if pending is not None:
+      finish(pending)
+    pending = (handle, example_batch['label'], example_batch['mask'].astype(bool), b)
+  if pending is not None:
+    finish(pending)
+  seconds = time.perf_counter() - start
+
+  count = totals['count']
+  if count != info.num_eval_examples:
+    raise RuntimeError(f'evaluated {count} examples, but split {info.eval_split!r} has '
+                       f'{info.num_eval_examples}')
+  top1, top5 = totals['top1'] / max(count, 1), totals['top5'] / max(count, 1)
+  return {
+      'checkpoint': meta['checkpoint'],
+      'step': meta['step'],
+      'layout': meta['layout'],
+      'model': meta['model'],
+      'weights': meta['weights'],
+      'dataset': info.name,
+      'split': info.eval_split,
+      'crops': crops,
+      'image_size': size,
+      'normalization': config.normalization,
+      'eval_crop_fraction': float(config.get('eval_crop_fraction', 0.875)),
+      'num_examples': count,
+      'top1': top1,
+      'top5': top5,
+      'top1_error': 1.0 - top1,
+      'top5_error': 1.0 - top5,
+      'examples_per_batch': batch,
+      'devices': len(devices),
+      'seconds': seconds,
+  }
+
+
+def format_result(r: dict[str, Any]) -> str:
+  """The one-line summary the CLI prints."""
+  weights = 'EMA weights' if r['weights'] == 'ema' else 'weights'
+  crops = '1 crop' if r['crops'] == 1 else f'{r["crops"]} crops'
+  return (f'{r["model"]} step {r["step"]} ({weights}) on {r["dataset"]}[{r["split"]}], {crops} at '
+          f'{r["image_size"]} px: top-1 {100 * r["top1"]:.2f}% (error {100 * r["top1_error"]:.2f}%)'
+          f', top-5 {100 * r["top5"]:.2f}% (error {100 * r["top5_error"]:.2f}%) over '
+          f'{r["num_examples"]} examples in {r["seconds"]:.1f} s on {r["devices"]} device(s)')
+
+
+def write_json(path: str, result: dict[str, Any]) -> None:
+  try:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(path, 'w') as f:
+      json.dump(result, f, indent=2, sort_keys=True)
+      f.write('\n')
+  except OSError as e:
+    raise UserError(f'cannot write --json {path}: {e.strerror or e}') from None
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def _define_flags() -> None:
+  """The flags; config_flags applies ``--config.KEY=VALUE`` while parsing, so a bad key or value
+  becomes one line (as in train.py)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  global _CONFIG, _CHECKPOINT, _CROPS, _BATCH_SIZE, _IMAGE_SIZE, _JSON, _EMA
+  try:
+    _CONFIG = config_flags.DEFINE_config_file(
+        'config', _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
+        'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
+        'eval_batch_size.', lock_config=True)
+  except (AttributeError, KeyError) as e:
+    while e.args and isinstance(e.args[0], BaseException):
+      e = e.args[0]
+    detail = ' '.join(str(e.args[0] if e.args else e).split())
+    _fail(f'unknown config field {detail}; `python -m inception_jax.evaluate --helpfull` lists '
+          'the fields')
+  _CHECKPOINT = flags.DEFINE_string(
+      'checkpoint', None, 'Training --workdir, converted --out directory, or one of their '
+      'checkpoints/<step> directories.')
+  _CROPS = flags.DEFINE_integer('crops', 1, 'Views per image: 1 (centre), 10 (corners + centre, '
+                                'mirrored) or 144 (GoogLeNet paper, Sec. 7).')
+  _BATCH_SIZE = flags.DEFINE_integer('batch_size', 0, 'Examples per step (each with --crops '
+                                     'views); 0 = eval_batch_size // crops.')
+  _IMAGE_SIZE = flags.DEFINE_integer('image_size', 0, "Input side in pixels; 0 = the "
+                                     "checkpoint's.")
+  _JSON = flags.DEFINE_string('json', None, 'Also write the result as JSON to this file.')
+  _EMA = flags.DEFINE_bool('ema', True, 'Use the EMA (Polyak-averaged) weights when the checkpoint '
+                           'has them (--noema: the raw parameters).')
+
+
+def _parse_flags(argv):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(' '.join(str(e).split()))
+  except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    _fail(' '.join(str(e).split()) or type(e).__name__)
+
+
+def main(argv) -> dict[str, Any]:
+  if len(argv) > 1:
+    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --checkpoint=DIR and '
+                    '--config.KEY=VALUE')
+  crops = _CROPS.value
+  if crops not in (1, 10, 144):  # crops.PROTOCOLS, checked before the heavy imports
+    raise UserError(f'--crops must be 1, 10 or 144, got {crops!r}')
+  if not _CHECKPOINT.value:
+    raise UserError('--checkpoint is required: a training --workdir, a converted --out directory '
+                    'or a checkpoints/<step> directory')
+  try:
+    config = _CONFIG.value
+    if config is None:
+      raise UserError('--config is required (e.g. --config=configs/default.py)')
+    config.get('dataset')  # config_flags reports a failed load only on first use
+  except OSError as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+  result = evaluate(config, _CHECKPOINT.value, crops=crops, batch_size=_BATCH_SIZE.value,
+                    image_size=_IMAGE_SIZE.value, use_ema=_EMA.value, log=log)
+  if _JSON.value:
+    write_json(_JSON.value, result)
+  print(format_result(result), flush=True)
+  return result
+
+
+def _quiet_libraries(argv) -> None:
+  """Warnings and errors only, unless --verbosity is given."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  if not any(a.startswith(('--verbosity', '-v', '--v=')) for a in sys.argv[1:]):
+    logging.set_verbosity(logging.WARNING)
+  del argv
+
+
+def _run(argv):
+  from inception_jax import errors  # pylint: disable=g-import-not-at-top
+  _quiet_libraries(argv)
+  errors.run_cli(lambda: main(argv))
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  app.run(_run, flags_parser=_parse_flags)

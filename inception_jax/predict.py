@@ -1,0 +1,286 @@
+r"""Classify image files with a checkpoint: the top-5 classes with their names and probabilities.
+
+  python -m inception_jax.predict --checkpoint=workdirs/default --example
+  python -m inception_jax.predict --checkpoint=converted/inception_v3 cat.jpg dog.png --crops=10
+
+The checkpoint (training workdir, converted directory or ``checkpoints/<step>``; see
+:mod:`inception_jax.restore`) gives the model, the weights (EMA when kept), the input size and, when
+recorded (metadata, or the run's ``config.json``), the normalisation and ``eval_crop_fraction``.
+Images are anything ``tf.io.decode_image`` reads (JPEG, PNG, GIF's first frame, BMP, WebP), of
+any size (they are resized), grey or colour.
+``--crops`` takes the evaluation protocols of :mod:`inception_jax.crops` (softmax averaged).
+
+Class names, first that applies: ``--labels FILE`` (one name per line, line i = class i; a
+``id<TAB>name`` line uses the name); ``class_names`` in the checkpoint metadata; the label names of
+the dataset the run was trained on (TFDS ``ClassLabel`` or an image folder's class folders;
+ImageNet synset ids are shown as their names); the bundled ImageNet names
+(``assets/imagenet2012_classes.tsv``) for 1000-class models; else the class index.
+
+Exit status: 0; 1 when some images could not be read (each named in a warning on stderr, the
+others still classified); 2 (one-line error) for bad flags, a bad checkpoint, or when no image could
+be read. Files are only read, never executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import sys
+from typing import Any, Sequence
+
+from inception_jax.errors import UserError, run_cli
+
+ASSETS = 'assets'
+EXAMPLE_IMAGES = ('example_digit.png', 'example_photo.jpg')
+IMAGENET_CLASSES = 'imagenet2012_classes.tsv'
+_SYNSET = re.compile(r'^n\d{8}$')
+_MAX_IMAGE_BYTES = 1 << 28  # 256 MiB: larger files are refused rather than decoded.
+
+
+def asset_path(name: str) -> str:
+  """Path of a bundled file in ``inception_jax/assets``."""
+  import importlib.resources  # pylint: disable=g-import-not-at-top
+  return str(importlib.resources.files('inception_jax').joinpath(ASSETS, name))
+
+
+def example_images() -> list[str]:
+  """The bundled example images (a digit PNG and a small colour JPEG)."""
+  return [asset_path(name) for name in EXAMPLE_IMAGES]
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_classes() -> tuple[tuple[str, str], ...]:
+  """The 1000 ILSVRC-2012 classes in label order as ``(synset, name)`` (bundled; see the assets
+  README for sources and licenses)."""
+  with open(asset_path(IMAGENET_CLASSES), encoding='utf-8') as f:
+    rows = [line.rstrip('\n').split('\t') for line in f if line.strip()]
+  return tuple((synset, name) for synset, name in rows)
+
+
+# ----------------------------------------------------------------------------- class names
+
+
+def read_labels_file(path: str, num_classes: int) -> list[str]:
+  """``--labels FILE``: one name per line (``id<TAB>name`` lines give the name)."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      lines = [line.rstrip('\r\n') for line in f]
+  except OSError as e:
+    raise UserError(f'cannot read --labels {path}: {e.strerror or e}') from None
+  except UnicodeDecodeError:
+    raise UserError(f'--labels {path} is not a UTF-8 text file') from None
+  while lines and not lines[-1].strip():
+    lines.pop()
+  if len(lines) != num_classes:
+    raise UserError(f'--labels {path} has {len(lines)} lines, but the model has {num_classes} '
+                    'classes; give one name per line, line i = class i')
+  return [line.split('\t')[-1].strip() or str(i) for i, line in enumerate(lines)]
+
+
+def _dataset_class_names(dataset: str, data_dir: str | None) -> list[str] | None:
+  """Label names of ``dataset`` without reading or building its data, or None."""
+  try:
+    if dataset.startswith('folder:'):
+      train = os.path.join(os.path.expanduser(dataset[len('folder:'):]), 'train')
+      return sorted(d for d in os.listdir(train)
+                    if not d.startswith('.') and os.path.isdir(os.path.join(train, d)))
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    if dataset == 'digits':
+      from inception_jax.data import digits  # pylint: disable=g-import-not-at-top
+      builder = digits.Digits(data_dir=data_dir)
+    else:
+      builder = tfds.builder(dataset, data_dir=data_dir)
+    features = builder.info.features
+    _, label_key = builder.info.supervised_keys or ('image', 'label')
+    return list(features[label_key].names)
+  except Exception:  # noqa: BLE001 - names are a nicety: fall back to the next source
+    return None
+
+
+def class_names(meta: dict[str, Any], *, labels_file: str | None = None,
+                data_dir: str | None = None) -> list[str]:
+  """Names of the model's classes (see the module docstring for the order of sources)."""
+  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+  num_classes = int(meta['num_classes'])
+  if labels_file:
+    return read_labels_file(labels_file, num_classes)
+  names = meta.get('class_names')
+  if isinstance(names, list) and len(names) == num_classes:
+    return [str(n) for n in names]
+  settings = restore.preprocessing_settings(meta)
+  dataset = settings['dataset']
+  names = None
+  if isinstance(dataset, str) and dataset:
+    names = _dataset_class_names(dataset, data_dir or settings['data_dir'])
+  if names and len(names) == num_classes:
+    if all(_SYNSET.match(n) for n in names):
+      human = dict(imagenet_classes())
+      names = [human.get(n, n) for n in names]
+    return names
+  if num_classes == 1000:
+    return [name for _, name in imagenet_classes()]
+  return [str(i) for i in range(num_classes)]
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def _load_views(path: str, views_fn: Any) -> Any:
+  """``float32 [crops, S, S, 3]`` views of one image file; UserError naming it when unreadable."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    if os.path.getsize(path) > _MAX_IMAGE_BYTES:
+      raise UserError(f'{path}: file larger than {_MAX_IMAGE_BYTES >> 20} MiB, not an image '
+                      'this tool reads')
+    with open(path, 'rb') as f:
+      data = f.read()
+  except IsADirectoryError:
+    raise UserError(f'{path}: is a directory, not an image') from None
+  except OSError as e:
+    raise UserError(f'{path}: cannot read ({e.strerror or e})') from None
+  if not data:
+    raise UserError(f'{path}: empty file')
+  try:
+    return views_fn(tf.constant(data)).numpy()
+  except (tf.errors.OpError, ValueError) as e:
+    detail = re.sub(r'\{\{.*?\}\}', '', str(getattr(e, 'message', e)))  # TF's op prefix
+    detail = ' '.join(detail.split())[:120]
+    raise UserError(f'{path}: not a readable image ({detail})') from None
+
+
+def predict(checkpoint: str, images: Sequence[str], *, top_k: int = 5, crops: int = 1,
+            labels_file: str | None = None, data_dir: str | None = None,
+            image_size: int | None = None, crop_fraction: float | None = None,
+            use_ema: bool = True, warn: Any = None) -> list[dict[str, Any]]:
+  """Top-``top_k`` classes per image: ``[{'image', 'top': [(index, name, probability), ...]}``
+  or ``{'image', 'error'}`` for an unreadable one]``; UserError when none is readable."""
+  # Flag checks first: they need none of the heavy imports below.
+  if crops not in (1, 10, 144) or isinstance(crops, bool):  # crops.PROTOCOLS
+    raise UserError(f'--crops must be 1, 10 or 144, got {crops!r}')
+  if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+    raise UserError(f'--top_k must be a positive integer, got {top_k!r}')
+  if not images:
+    raise UserError('give at least one IMAGE file (or --example for the bundled ones)')
+  if crop_fraction is not None and not 0 < crop_fraction <= 1:
+    raise UserError(f'--crop_fraction must be in (0, 1], got {crop_fraction!r}')
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+
+  warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
+  crops = crops_lib.check_protocol(crops)
+  model, variables, meta = restore.load_for_inference(checkpoint, use_ema=use_ema)
+  size = int(image_size or meta['image_size'])
+  minimum = model.min_input_size()
+  if size < minimum:
+    raise UserError(f'image_size={size} is too small for {meta["model"]}: it needs at least '
+                    f'{minimum} px')
+  settings = restore.preprocessing_settings(meta)
+  fraction = settings['eval_crop_fraction'] if crop_fraction is None else crop_fraction
+  if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
+    raise UserError(f'--crop_fraction must be in (0, 1], got {fraction!r}')
+  names = class_names(meta, labels_file=labels_file, data_dir=data_dir)
+  views_fn = crops_lib.make_views_fn(crops, {
+      'image_size': size, 'eval_crop_fraction': float(fraction),
+      'normalization': settings['normalization']})
+
+  results, loaded = [], []
+  for path in images:
+    try:
+      views = _load_views(path, views_fn)
+    except UserError as e:
+      warn(f'warning: skipping {e}')
+      results.append({'image': path, 'error': str(e)})
+      continue
+    loaded.append((len(results), views))
+    results.append({'image': path})
+  if not loaded:
+    raise UserError(f'none of the {len(images)} image(s) could be read: '
+                    f'{results[0]["error"]}')
+
+  classifier = evaluate.Classifier(model, variables)
+  chunk = min(len(loaded), max(1, 256 // crops))  # images per call; every call the same shape
+  k = min(top_k, model.num_classes)
+  for start in range(0, len(loaded), chunk):
+    group = loaded[start:start + chunk]
+    views = np.stack([v for _, v in group])
+    if len(group) < chunk:
+      views = np.concatenate([views, np.zeros((chunk - len(group),) + views.shape[1:],
+                                              views.dtype)])
+    probs = classifier(views.reshape((-1,) + views.shape[2:])).reshape(chunk, crops, -1)
+    probs = probs.mean(axis=1)
+    for row, (index, _) in enumerate(group):
+      order = np.argsort(-probs[row], kind='stable')[:k]
+      results[index]['top'] = [(int(c), names[c], float(probs[row, c])) for c in order]
+  return results
+
+
+def format_results(results: list[dict[str, Any]]) -> str:
+  lines = []
+  for r in results:
+    if 'error' in r:
+      continue
+    lines.append(r['image'])
+    for rank, (index, name, p) in enumerate(r['top'], 1):
+      lines.append(f'  {rank}. {100 * p:6.2f}%  {name}  [{index}]')
+  return '\n'.join(lines)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+class _Parser(argparse.ArgumentParser):
+  """Bad flags are one-line UserErrors (exit status 2 through run_cli)."""
+
+  def error(self, message: str):
+    raise UserError(f'{message} (see python -m inception_jax.predict --help)')
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+  parser = _Parser(
+      prog='python -m inception_jax.predict',
+      description='Print the top classes of each image with a trained or converted checkpoint.')
+  parser.add_argument('images', nargs='*', metavar='IMAGE', help='image files (JPEG, PNG, GIF, BMP, WebP)')
+  parser.add_argument('--checkpoint', required=True, metavar='DIR',
+                      help='training --workdir, converted --out directory, or checkpoints/<step>')
+  parser.add_argument('--example', action='store_true',
+                      help='also classify the bundled example images (a digit, a small photo)')
+  parser.add_argument('--top_k', type=int, default=5, help='classes to print per image')
+  parser.add_argument('--crops', type=int, default=1,
+                      help='1 (centre crop), 10 or 144 (GoogLeNet) views, softmax averaged')
+  parser.add_argument('--labels', metavar='FILE', help='class names, one per line')
+  parser.add_argument('--data_dir', help="TFDS data dir, for the training dataset's class names")
+  parser.add_argument('--image_size', type=int, default=0,
+                      help="input side in pixels (0 = the checkpoint's)")
+  parser.add_argument('--crop_fraction', type=float, default=None,
+                      help='centre-crop fraction (default: recorded with the checkpoint, or 0.875)')
+  parser.add_argument('--no-ema', dest='ema', action='store_false',
+                      help='use the raw parameters even when the checkpoint has EMA weights')
+  return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+  args = parse_args(argv)
+  images = list(args.images) + (example_images() if args.example else [])
+  results = predict(args.checkpoint, images, top_k=args.top_k, crops=args.crops,
+                    labels_file=args.labels, data_dir=args.data_dir,
+                    image_size=args.image_size or None, crop_fraction=args.crop_fraction,
+                    use_ema=args.ema)
+  print(format_results(results), flush=True)
+  return results
+
+
+def _cli() -> None:
+  results = run_cli(main)
+  if results and any('error' in r for r in results):
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  _cli()
