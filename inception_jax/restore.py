@@ -20,7 +20,11 @@ as numpy: nothing is unpickled, so checkpoints are safe to share.
 Checks, each a one-line :class:`~inception_jax.errors.UserError` when it fails: the path holds a
 checkpoint; the metadata names a registered model with valid overrides; the saved parameters have
 exactly the shapes of the model the metadata describes (and its architecture fingerprint);
-converted checkpoints (whose state is just the saved variables) match their sha256 checksum. A
+converted checkpoints (whose state is just the saved variables) match their sha256 checksum.
+Training checkpoints carry one checksum over the whole TrainState, optimiser state included, which a
+read of three of its items cannot recompute; when the metadata also holds ``checksums`` (one
+``state_checksum`` per item, e.g. ``{'params': 'sha256:...', 'ema_params': ...}``) the items read
+are verified against it. A
 damaged newest step (unreadable, checksum mismatch, non-finite weights) is skipped with a warning
 naming the step and the reason, and the newest good one is used instead (the step actually loaded is
 in ``meta['step']``); a step named explicitly is never replaced.
@@ -235,6 +239,14 @@ def _load_step(step_dir: str, *, use_ema: bool) -> InferenceCheckpoint:
     saved = {'params': params, 'batch_stats': batch_stats}
     if ckpt_lib.state_checksum(saved) != meta['checksum']:
       raise _Damaged('checksum mismatch')
+  # Per-item checksums ({'params': 'sha256:...', ...}, state_checksum of each sub-tree), when the
+  # training system records them: the whole-state checksum cannot be recomputed from a partial read.
+  item_checksums = meta.get('checksums')
+  if isinstance(item_checksums, dict):
+    for name, subtree in raw.items():
+      expected = item_checksums.get(name)
+      if expected and ckpt_lib.state_checksum(subtree) != expected:
+        raise _Damaged(f'checksum mismatch in {name}')
   _check_against_model(model, meta, params, batch_stats, where)
   weights = raw['ema_params'] if use_ema else params
   if use_ema:

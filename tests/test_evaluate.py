@@ -364,6 +364,18 @@ def test_bad_checkpoints_are_one_line_user_errors(setup, tmp_path, caplog):
       restore.load_for_inference(steps / '9')
     assert '\n' not in str(e.value)
 
+  # Per-item checksums in the metadata (when the training system records them) are verified.
+  good = {'params': ckpt_lib.state_checksum(setup['raw']['params']),
+          'batch_stats': ckpt_lib.state_checksum(setup['raw']['batch_stats']),
+          'ema_params': ckpt_lib.state_checksum(setup['ema'])}
+  shutil.rmtree(steps / '9')
+  shutil.copytree(steps / '7', steps / '9')
+  _edit_metadata(steps / '9', checksums=good)
+  assert restore.load_for_inference(steps / '9').meta['weights'] == 'ema'
+  _edit_metadata(steps / '9', checksums=dict(good, ema_params=good['params']))
+  with pytest.raises(UserError, match='damaged: checksum mismatch in ema_params'):
+    restore.load_for_inference(steps / '9')
+
   # A converted checkpoint whose bytes do not match its checksum.
   conv = tmp_path / 'conv'
   shutil.copytree(setup['converted'], conv)
