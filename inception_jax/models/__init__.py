@@ -4,10 +4,10 @@ Variants are data: each registry entry is a model class with some fields fixed, 
 replace any field (``create('googlenet', num_classes=10, aux_logits=False)``). Every model follows
 the contract in ARCHITECTURE.md::
 
-  out = model.apply(variables, images, train=False)          # out.logits [B, classes], float32
+  out = model.apply(variables, images, train=False)       # out.logits [B, classes], float32
   out, updates = model.apply(variables, images, train=True,
                              rngs={'dropout': key}, mutable=['batch_stats'])
-  out.aux_logits                                              # {'aux1', 'aux2'} / {'aux'} in training
+  out.aux_logits                                           # {'aux1', 'aux2'} / {'aux'} in training
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import flax.linen as nn
 
 from inception_jax.errors import UserError
 from inception_jax.models.googlenet import GoogLeNet
+from inception_jax.models.inception_v3 import InceptionV3
 from inception_jax.models.layers import ModelOutput
 
 # name -> (constructor, one-line description). Field values here are what makes each variant.
@@ -34,19 +35,9 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], str]] = {
         functools.partial(GoogLeNet, branch5x5_kernel=5, dropout_rate=0.4, maxpool4_window=3,
                           use_bn=False),
         'the 2014 GoogLeNet: no batch norm, conv biases and LRN in the stem'),
+    'inception_v3': (
+        InceptionV3, 'Inception v3 as released (torchvision / TF-slim layout), dropout 0.5'),
 }
-
-
-def _register_inception_v3() -> None:
-  # Imported here so a problem in one family cannot break the other's import.
-  from inception_jax.models.inception_v3 import InceptionV3  # pylint: disable=g-import-not-at-top
-  _REGISTRY['inception_v3'] = (InceptionV3, 'Inception v3 as released (torchvision / TF-slim)')
-
-
-try:
-  _register_inception_v3()
-except ImportError:  # pragma: no cover - only while the module is being written
-  pass
 
 
 def available() -> list[str]:

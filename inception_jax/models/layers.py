@@ -229,6 +229,10 @@ def local_response_norm(x: Array, size: int = 5, alpha: float = 1e-4, beta: floa
   return (x.astype(jnp.float32) / denom).astype(x.dtype)
 
 
+# ---------------------------------------------------------------------------------------------
+# Model plumbing shared by both families.
+
+
 def dense(features: int, dtype: Dtype, name: str, use_bias: bool = True) -> nn.Dense:
   """A fully connected layer with the shared initialiser (params float32, compute ``dtype``)."""
   return nn.Dense(features, use_bias=use_bias, dtype=dtype, kernel_init=dense_kernel_init,
@@ -286,7 +290,7 @@ def check_images(model_name: str, images: Array, min_size: int, fix: str) -> Non
 
 
 __all__ = [
-    'ConvBN', 'ModelOutput', 'adaptive_avg_pool', 'check_choice', 'check_config', 'check_images', 'avg_pool', 'conv_block', 'conv_output_size', 'dense',
-    'global_avg_pool', 'local_response_norm', 'max_pool', 'pair', 'pool_output_size',
-    'scale_channels',
+    'ConvBN', 'ModelOutput', 'adaptive_avg_pool', 'avg_pool', 'check_choice', 'check_config',
+    'check_images', 'conv_block', 'conv_output_size', 'dense', 'global_avg_pool',
+    'local_response_norm', 'max_pool', 'pair', 'pool_output_size', 'scale_channels',
 ]
