@@ -71,8 +71,11 @@ class InceptionV1Module(nn.Module):
   passes all input channels through, so the output grows with every module (the paper's reason for
   (b)). Reduced: 1x1 convolutions shrink the input before the 3x3 and 5x5 and project the pool.
   ``branch5x5_kernel=3`` is the layout of torchvision's / TF-slim's released weights (torchvision
-  issue 906); ``factorize_5x5`` replaces that convolution by two 3x3 (BN-Inception, Ioffe &
-  Szegedy 2015, Fig. 5 of the Inception-v3 paper), whatever ``branch5x5_kernel`` says.
+  issue 906); ``factorize_5x5`` replaces that convolution by two 3x3 (``branch3_1``,
+  ``branch3_2``), whatever ``branch5x5_kernel`` says. Both 3x3 have the 5x5's filter count, as
+  BN-Inception's "double 3x3" (Ioffe & Szegedy 2015, Fig. 5 of the Inception-v3 paper); since
+  GoogLeNet's #5x5 is 2-4x its #5x5 reduce, this *adds* parameters (9rc + 9c^2 > 25rc), unlike
+  the equal-width case of the v3 paper's Fig. 1, where it saves 28%.
   """
 
   ch1x1: int

@@ -251,14 +251,17 @@ class InceptionV3(nn.Module):
   Attributes:
     num_classes: classifier outputs.
     aux_logits: build the auxiliary classifier (run in training or with ``return_aux``).
-    dropout_rate: before the classifier (0.5 released; the paper's Table 1 lists none explicitly).
+    dropout_rate: before the classifier; 0.5 as torchvision's Inception3 (TF-slim's training
+      script used keep probability 0.8, i.e. rate 0.2; the paper gives no value).
     stem: '3x3' (released: 3x3/2, 3x3, 3x3 convolutions) or '7x7' (one 7x7/2 convolution with 64
       filters in their place, Table 3 row "Factorized 7x7" undone; a VALID 7x7/2 gives exactly
       the same grid, 147x147 at 299 px, so everything downstream is unchanged).
     factorize_5x5: module A's double-3x3 branch (Fig. 5) or a single 5x5 (see InceptionA).
     asymmetric_7x7: modules C and D use 1x7/7x1 pairs (Fig. 6) or full 7x7 convolutions.
     expanded_3x3: module E's parallel 1x3/3x1 bank (Fig. 7) or a plain 3x3.
-    bn_auxiliary: batch norm on the aux head's fully-connected layer (Table 3 "BN-auxiliary").
+    bn_auxiliary: Table 3's "BN-auxiliary": the aux head's fully-connected layer (``conv1``, a
+      5x5 convolution over the whole 5x5 grid, 768 units) is batch-normalised, as released
+      (True); False gives it a bias and no BN, the rows of Table 3 before BN-auxiliary.
     aux_adaptive: adaptive pooling in the aux head (works at any size >= 75 px) instead of the
       released 5x5/3 pool, which needs >= 299 px.
     width_multiplier: scales every channel count (1.0 = the published widths).
