@@ -162,3 +162,10 @@ def test_init_from_loads_matching_parameters(runs):
   np.testing.assert_array_equal(merged['conv1_conv']['kernel'], params['conv1_conv']['kernel'])
   with pytest.raises(UserError, match='holds no checkpoint'):
     ckpt_lib.load_pretrained(os.path.join(full.workdir, 'nowhere'))
+
+
+def test_unwritable_workdir_is_refused_before_training(tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('not a directory')
+  with pytest.raises(UserError, match='is not writable'):
+    _train(blocker / 'workdir')

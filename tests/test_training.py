@@ -164,6 +164,33 @@ def test_nonfinite_batch_is_skipped_and_sticky(tiny):
   assert state_lib.describe_nonfinite(int(after.nonfinite_what)) == 'loss and gradients'
 
 
+def test_half_precision_computes_in_bfloat16_with_float32_params():
+  model = TinyNet(dtype=jnp.bfloat16)
+  config = tiny_config(lr_schedule='constant')
+  lr_fn = optimizers.create_learning_rate_fn(config, 10, 100)
+  tx = optimizers.create_optimizer(config, lr_fn)
+  state = state_lib.create_train_state(model, tx, image_size=12, seed=0, ema=False)
+  step = jax.jit(step_lib.make_train_step(model, tx, lr_fn, aux_weight=0.3, axis_name=None))
+  rng = np.random.RandomState(0)
+  batch = {'image': rng.randn(8, 12, 12, 3).astype(np.float32),
+           'label': rng.randint(0, 10, 8).astype(np.int32)}
+  new, m = step(state, batch, state.rng)
+  assert np.isfinite(float(m['loss'])) and int(new.step) == 1
+  assert {x.dtype for x in jax.tree.leaves(new.params)} == {jnp.dtype(jnp.float32)}
+  logits = model.apply({'params': new.params, 'batch_stats': new.batch_stats}, batch['image'])
+  assert logits.logits.dtype == jnp.float32
+
+
+def test_image_too_small_is_one_line_before_compiling(tmp_path):
+  from inception_jax.training import loop  # pylint: disable=g-import-not-at-top
+  config = _load_config('default')
+  config.image_size = 16
+  with pytest.raises(UserError, match='image_size=16 is too small for googlenet: it needs at '
+                                      'least 31 px') as e:
+    loop.train_and_evaluate(config, str(tmp_path), show_progress=False)
+  assert '\n' not in str(e.value)
+
+
 def test_cross_entropy_with_label_smoothing():
   logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
   labels = jnp.array([0, 2])

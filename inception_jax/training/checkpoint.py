@@ -77,6 +77,8 @@ def run_metadata(config: Any, state: PyTree, *, num_classes: int, total_steps: i
       'model_overrides': json.loads(json.dumps(overrides, default=str)),
       'num_classes': int(num_classes),
       'image_size': int(config.image_size),
+      'normalization': str(config.get('normalization', 'inception')),
+      'eval_crop_fraction': float(config.get('eval_crop_fraction', 0.875)),
       'architecture': architecture_fingerprint(state.params),
       'state_structure': structure_fingerprint(state),
       'dataset': str(config.dataset),
