@@ -65,6 +65,11 @@ class ConvBN(nn.Module):
 
   Parameter layout: ``conv/kernel`` [kh, kw, in, out] (``conv/bias`` without BN) and ``bn/scale``,
   ``bn/bias`` with running statistics ``bn/mean``, ``bn/var`` in ``batch_stats``.
+
+  ``conv`` is called with ``nn.Conv``'s keyword arguments (features, kernel_size, strides,
+  padding as ((lo, hi), (lo, hi)), use_bias, dtype, kernel_init, name='conv'); a replacement (e.g.
+  a matmul for 1x1 kernels) must accept them and keep the ``conv/kernel`` layout so checkpoints and
+  converted weights still load. ``summary`` counts MACs of ``nn.Conv``/``nn.Dense`` calls only.
   """
 
   features: int
