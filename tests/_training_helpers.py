@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 if __name__ == '__main__':  # as a script: make the repo importable
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,6 +62,41 @@ class TinyNet(nn.Module):
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name='fc')(x)
     aux = {k: v.astype(jnp.float32) for k, v in aux.items()} if train else {}
     return ModelOutput(logits=logits.astype(jnp.float32), aux_logits=aux)
+
+
+def numpy_init(abstract, seed=0):
+  """Fills an abstract variable tree with numpy: He-normal kernels, BN scale/var 1, the rest 0.
+
+  Tests use it instead of compiling the model's initialiser (several seconds even for TinyNet,
+  most of it the random-number kernels); the values only need to be a sensible start.
+  """
+  rng = np.random.RandomState(seed)
+
+  def fill(path, s):
+    name = jax.tree_util.keystr(path)
+    if name.endswith("['kernel']"):
+      fan_in = int(np.prod(s.shape[:-1]))
+      return (rng.randn(*s.shape) * math.sqrt(2.0 / fan_in)).astype(s.dtype)
+    if name.endswith("['scale']") or name.endswith("['var']"):
+      return np.ones(s.shape, s.dtype)
+    return np.zeros(s.shape, s.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+def numpy_train_state(model, tx, *, image_size: int, ema: bool = False, seed: int = 0):
+  """A host TrainState like ``state.create_train_state`` but without compiling anything."""
+  from inception_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
+  variables = numpy_init(jax.eval_shape(
+      lambda: model.init({'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(0)},
+                         jnp.zeros((2, image_size, image_size, 3)), train=True)), seed)
+  params = variables['params']
+  return state_lib.TrainState(
+      step=np.zeros((), np.int32), params=params, batch_stats=variables.get('batch_stats', {}),
+      opt_state=jax.device_get(tx.init(params)),
+      ema_params=jax.tree.map(np.copy, params) if ema else {},
+      rng=np.asarray(jax.random.PRNGKey(seed)), nonfinite_step=np.full((), -1, np.int32),
+      nonfinite_what=np.zeros((), np.int32))
 
 
 def tiny_config(**overrides) -> Any:

@@ -7,11 +7,10 @@ small network keeps the compilations to about a second each.
 import jax
 import numpy as np
 import pytest
-from _training_helpers import TinyNet, tiny_config
+from _training_helpers import TinyNet, numpy_train_state, tiny_config
 
 from inception_jax.errors import UserError
 from inception_jax.training import optimizers, parallel
-from inception_jax.training import state as state_lib
 from inception_jax.training import step as step_lib
 
 GLOBAL_BATCH = 16
@@ -30,9 +29,9 @@ def _setup(model):
                        ema_decay=0.9)
   lr_fn = optimizers.create_learning_rate_fn(config, 10, 100)
   tx = optimizers.create_optimizer(config, lr_fn)
-  init = state_lib.create_train_state(model, tx, image_size=SIZE, seed=0, ema=True)
+  init = numpy_train_state(model, tx, image_size=SIZE, ema=True)
   step_fn = step_lib.make_train_step(model, tx, lr_fn, aux_weight=0.3, ema_decay=0.9)
-  return jax.device_get(init), step_fn
+  return init, step_fn
 
 
 def _train(mode, num_devices, host_state, step_fn, batches):

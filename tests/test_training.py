@@ -5,6 +5,7 @@ the learning rate are traced arguments rather than constants, and the parameters
 ``jax.eval_shape`` with numpy instead of compiling the initialiser.
 """
 
+import functools
 import importlib.util
 import json
 import math
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _training_helpers import TinyNet, tiny_config
+from _training_helpers import TinyNet, numpy_train_state, tiny_config
 
 from inception_jax import models
 from inception_jax.errors import UserError
@@ -24,22 +25,6 @@ from inception_jax.training import state as state_lib
 from inception_jax.training import step as step_lib
 
 SIZE = 32  # GoogLeNet's smallest input is 31 px
-
-
-def _numpy_init(abstract, seed=0):
-  """Fills an abstract variable tree: He-normal kernels, BN scale 1 / var 1, the rest 0."""
-  rng = np.random.RandomState(seed)
-
-  def fill(path, s):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("['kernel']"):
-      fan_in = int(np.prod(s.shape[:-1]))
-      return (rng.randn(*s.shape) * math.sqrt(2.0 / fan_in)).astype(s.dtype)
-    if name.endswith("['scale']") or name.endswith("['var']"):
-      return np.ones(s.shape, s.dtype)
-    return np.zeros(s.shape, s.dtype)
-
-  return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def _digits_batch(batch_size, image_size):
@@ -53,16 +38,10 @@ def _digits_batch(batch_size, image_size):
 def googlenet():
   model = models.create('googlenet', num_classes=10, width_multiplier=0.125)
   tx = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
-  variables = _numpy_init(jax.eval_shape(
-      lambda: model.init({'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(0)},
-                         jnp.zeros((2, SIZE, SIZE, 3)), train=True)))
-  state = state_lib.TrainState(
-      step=np.zeros((), np.int32), params=variables['params'],
-      batch_stats=variables['batch_stats'], opt_state=jax.device_get(tx.init(
-          variables['params'])), ema_params={}, rng=np.asarray(jax.random.PRNGKey(0)),
-      nonfinite_step=np.full((), -1, np.int32), nonfinite_what=np.zeros((), np.int32))
+  state = numpy_train_state(model, tx, image_size=SIZE)
 
-  @jax.jit
+  # Unoptimised machine code compiles in about half the time; these tests check numbers, not speed.
+  @functools.partial(jax.jit, compiler_options={'xla_backend_optimization_level': 0})
   def train_step(state, batch, aux_weight):
     step_fn = step_lib.make_train_step(model, tx, lambda s: 0.0, aux_weight=aux_weight,
                                        axis_name=None)
@@ -121,7 +100,7 @@ def tiny():
   config = tiny_config(learning_rate=0.1, lr_schedule='constant', ema_decay=0.99)
   lr_fn = optimizers.create_learning_rate_fn(config, 10, 100)
   tx = optimizers.create_optimizer(config, lr_fn)
-  state = jax.device_get(state_lib.create_train_state(model, tx, image_size=12, seed=0, ema=True))
+  state = numpy_train_state(model, tx, image_size=12, ema=True)
   step = jax.jit(step_lib.make_train_step(model, tx, lr_fn, aux_weight=0.3, ema_decay=0.99,
                                           axis_name=None))
   rng = np.random.RandomState(0)
@@ -169,7 +148,7 @@ def test_half_precision_computes_in_bfloat16_with_float32_params():
   config = tiny_config(lr_schedule='constant')
   lr_fn = optimizers.create_learning_rate_fn(config, 10, 100)
   tx = optimizers.create_optimizer(config, lr_fn)
-  state = state_lib.create_train_state(model, tx, image_size=12, seed=0, ema=False)
+  state = numpy_train_state(model, tx, image_size=12)
   step = jax.jit(step_lib.make_train_step(model, tx, lr_fn, aux_weight=0.3, axis_name=None))
   rng = np.random.RandomState(0)
   batch = {'image': rng.randn(8, 12, 12, 3).astype(np.float32),
@@ -177,8 +156,14 @@ def test_half_precision_computes_in_bfloat16_with_float32_params():
   new, m = step(state, batch, state.rng)
   assert np.isfinite(float(m['loss'])) and int(new.step) == 1
   assert {x.dtype for x in jax.tree.leaves(new.params)} == {jnp.dtype(jnp.float32)}
-  logits = model.apply({'params': new.params, 'batch_stats': new.batch_stats}, batch['image'])
-  assert logits.logits.dtype == jnp.float32
+  out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False),
+                       {'params': new.params, 'batch_stats': new.batch_stats}, batch['image'])
+  assert out.logits.dtype == jnp.float32
+  # Inside, the convolutions compute in bfloat16.
+  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(
+      {'params': new.params, 'batch_stats': new.batch_stats}, batch['image'])
+  convs = [e for e in jaxpr.eqns if e.primitive.name == 'conv_general_dilated']
+  assert convs and all(e.outvars[0].aval.dtype == jnp.bfloat16 for e in convs)
 
 
 def test_image_too_small_is_one_line_before_compiling(tmp_path):
