@@ -1,0 +1,38 @@
+r"""The Table 3 ladder of "Rethinking the Inception Architecture" as one sweep: a run per row.
+
+Rows are the files of configs/ladder/ (GoogLeNet, BN-GoogLeNet, BN-Inception, Inception-v2,
++RMSProp, +Label Smoothing, +Factorized 7x7, +BN-auxiliary); each carries the paper's errors in
+``config.paper``, so the report's table shows "top-1 err (run)" next to "top-1 err (paper)".
+Directories: ``row=01_googlenet/seed=0`` ...
+
+  python -m inception_jax.sweep --config=configs/ablations/ladder.py --workdir=sweeps/ladder
+  python -m inception_jax.sweep --config=configs/ablations/ladder.py:imagenet \
+      --workdir=/ckpt/ladder --config.overrides.data_dir=/data/tfds --print_commands
+
+Options (``:opt``):
+  digits (default): every row's ``:digits`` smoke config (the row's recipe on the offline digits
+    for 4 epochs, narrow networks): checks that all eight rows train; the numbers mean nothing
+    next to the paper's. Seeds (0, 1, 2).
+  imagenet: the rows as the paper trained them (ImageNet, 224 / 299 px, 90 / 100 epochs); one
+    seed (the paper reports single runs): ``--config.seeds='(0, 1, 2)'`` for more.
+"""
+
+from inception_jax import sweep
+
+ROWS = ('01_googlenet', '02_bn_googlenet', '03_bn_inception', '04_inception_v2', '05_rmsprop',
+        '06_label_smoothing', '07_factorized_7x7', '08_bn_auxiliary')
+
+
+def get_config(arg: str | None = None):
+  """The ladder sweep (``arg``: 'digits' or 'imagenet')."""
+  options = sweep.parse_arg(arg, ('digits', 'imagenet'), default=('digits',))
+  if len(options) > 1:
+    raise ValueError('choose one of digits, imagenet')
+  dataset = options.pop()
+  c = sweep.sweep_config(f'configs/ladder/{ROWS[0]}.py:{dataset}',
+                         seeds=(0,) if dataset == 'imagenet' else (0, 1, 2),
+                         description=f'Rethinking the Inception Architecture, Table 3 ({dataset})')
+  c.variant_axis = 'row'
+  for row in ROWS:
+    c.variants[row] = {'base': f'configs/ladder/{row}.py:{dataset}'}
+  return c
