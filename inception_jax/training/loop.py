@@ -205,7 +205,7 @@ def build_programs(config: Any, dp: parallel.DataParallel, *, num_classes: int,
   # before anything is compiled.
   abstract_state = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
   programs = Programs(
-      model=model, tx=tx, learning_rate_fn=lr_fn, init_fn=jax.jit(init_fn),
+      model=model, tx=tx, learning_rate_fn=lr_fn, init_fn=state_lib.jit_init(init_fn),
       abstract_state=abstract_state,
       train_step=dp.train_step(step_lib.make_train_step(
           model, tx, lr_fn, aux_weight=float(config.aux_weight),
