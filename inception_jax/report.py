@@ -10,9 +10,10 @@ holds a ``metrics.jsonl``, ``config.json`` or ``checkpoints/`` is a run, and its
 behind: ``metrics.jsonl`` (train/eval lines), ``config.json`` and the checkpoint metadata.
 
 * ``results.csv``: one row per run: its coordinates, seed, status (``finished``; ``partial``:
-  started but not finished, i.e. running, failed or stopped; ``missing``: never started), last step, final and best eval top-1/top-5 (%), the
-  step of the best, params, MACs, median train images/s, model, dataset, image size, and the
-  paper's errors when the run's config carries ``paper`` (``configs/ladder``).
+  started but not finished, i.e. running, failed or stopped; ``missing``: never started), last
+  step, final and best eval top-1/top-5 (%), the step of the best, params, MACs, median train
+  images/s, model, dataset, image size, and the paper's errors when the run's config carries
+  ``paper`` (``configs/ladder``).
 * ``results.md``: one row per variant (runs that differ only in the seed): mean ± sample standard
   deviation (n - 1) over its finished seeds of final and best top-1/top-5, params, MACs, images/s,
   and for ladder runs the paper's error next to the run's. A variant without a finished run shows
@@ -251,7 +252,8 @@ def _literal(text: str) -> Any:
 
 
 def _is_run_dir(path: str) -> bool:
-  return any(os.path.exists(os.path.join(path, n)) for n in (METRICS_FILE, CONFIG_FILE, CHECKPOINTS))
+  return any(os.path.exists(os.path.join(path, n))
+             for n in (METRICS_FILE, CONFIG_FILE, CHECKPOINTS))
 
 
 def discover_runs(sweep_dir: str) -> list[tuple[str, dict[str, Any], int | None]]:
@@ -413,9 +415,9 @@ def markdown(results: Sequence[RunResult], title: str = '') -> str:
   ladder = any(r.paper_top1_error is not None or r.paper_top5_error is not None for r in results)
   datasets = sorted({r.dataset for r in results if r.dataset})
   lines = [f'# {title or "Sweep results"}', '',
-           f'{len(results)} runs: {counts["finished"]} finished, {counts["partial"]} partial, '
-           f'{counts["missing"]} missing'
-           + (f'; dataset {", ".join(datasets)}' if datasets else '') + '.', '',
+           f'{len(results)} run{"s" if len(results) != 1 else ""}: {counts["finished"]} '
+           f'finished, {counts["partial"]} partial, {counts["missing"]} missing'
+           + (f"; dataset {', '.join(datasets)}" if datasets else '') + '.', '',
            'Eval accuracy in %: mean ± sample standard deviation (n − 1) over the finished seeds '
            '(*n* runs). *Final*: the evaluation at the last step; *best*: the highest evaluation '
            'seen. Params: inference network (aux heads excluded). MACs: multiply-adds per image at '

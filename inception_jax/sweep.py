@@ -46,8 +46,11 @@ A failed run is reported and the sweep goes on with the next; at the end it writ
 (:mod:`inception_jax.report`: results.csv, results.md, PNG plots) and exits 1 listing the failures.
 SIGTERM / Ctrl-C are passed to the running train.py (which saves a checkpoint), then the sweep
 writes the report and stops (exit 143 / 130); rerun the same command to continue.
-``--print_commands`` prints one launch command per run instead (for a cluster) and runs nothing.
-Exit status 2: a one-line error in the sweep config or flags.
+``--print_commands`` prints one launch command per run instead (for a cluster) and runs nothing;
+``--only=GLOB[,GLOB]`` restricts the sweep to the runs whose names match. ``DIR/sweep.json``
+records the grid (every run's coordinates, seed and command) for the report. Every run's config
+is built and validated (``schema.validate_config``) before the first one starts. Exit status 2: a
+one-line error in the sweep config or flags.
 """
 
 from __future__ import annotations
@@ -80,7 +83,6 @@ LOG_FILE = report_lib.LOG_FILE
 CADENCE_FIELDS = ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                   'keep_checkpoints', 'tensorboard', 'data_dir', 'num_devices', 'parallel',
                   'eval_batch_size')
-RESERVED_VARIANT_KEYS = ('base',)
 
 
 # ----------------------------------------------------------------------------- config helpers
@@ -593,7 +595,8 @@ def main(argv: Sequence[str]) -> int:
     fv(list(argv))
   except (AttributeError, KeyError) as e:
     bad = ' '.join(a for a in argv if str(a).startswith('--config.'))
-    raise UserError(f'unknown sweep-config field {_one_line(e).strip(chr(34) + chr(39))} in {bad or "the flags"}; the '
+    field = _one_line(e).strip('"\'')
+    raise UserError(f'unknown sweep-config field {field} in {bad or "the flags"}; the '
                     'fields are description, base, train_script, overrides.<training field>, '
                     'axes.<axis>, variants.<name>..., variant_axis, seeds') from None
   except (flags.Error, TypeError, ValueError, OSError) as e:

@@ -8,8 +8,11 @@ import csv
 import json
 import os
 import shlex
+import signal
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -51,8 +54,9 @@ def _is_png(path):
 
 @pytest.mark.slow
 def test_tiny_sweep_end_to_end_then_rerun_skips(tmp_path, monkeypatch, capsys):
-  """Two cells x one seed of real train.py runs (GoogLeNet at width 1/8 on 32 px digits, 3 steps,
-  one final eval); the rerun launches nothing and leaves every file untouched."""
+  """Two cells x one seed of real train.py runs (GoogLeNet, naive modules, no aux heads, width 1/8,
+  32 px digits, 3 steps, one final eval); the rerun launches nothing and leaves every file
+  untouched."""
   # The two cells differ in a field outside the compiled program (the shuffle buffer), so the
   # second run loads the first one's executables from a persistent compilation cache; and XLA's
   # CPU backend optimisations are off: compile time, not run time, dominates 3 steps.
@@ -68,6 +72,8 @@ def test_tiny_sweep_end_to_end_then_rerun_skips(tmp_path, monkeypatch, capsys):
       c.overrides.log_every_steps = 1
       c.overrides.tensorboard = False
       c.overrides.model_overrides.width_multiplier = 0.125
+      c.overrides.model_overrides.aux_logits = False     # the smallest program to compile
+      c.overrides.model_overrides.module_kind = 'naive'
       c.axes['shuffle_buffer'] = (512, 1024)
       ''')
   workdir = tmp_path / 'sweep'
@@ -147,8 +153,8 @@ os.makedirs(meta, exist_ok=True)
 with open(os.path.join(meta, 'metadata'), 'w') as f:
   json.dump({'num_train_steps': steps, 'num_classes': 10, 'step': steps}, f)
 with open(os.path.join(workdir, 'metrics.jsonl'), 'a') as f:
-  f.write(json.dumps({'step': steps, 'kind': 'train', 'loss': 1.0, 'top1': 0.5, 'top5': 0.9}) + '\n')
-  f.write(json.dumps({'step': steps, 'kind': 'eval', 'loss': 1.0, 'top1': 0.5, 'top5': 0.9}) + '\n')
+  for kind in ('train', 'eval'):
+    f.write(json.dumps({'step': steps, 'kind': kind, 'loss': 1.0, 'top1': 0.5, 'top5': 0.9}) + '\n')
 '''
 
 
@@ -230,6 +236,44 @@ def test_only_filters_runs(tmp_path, capsys):
   assert statuses.count('finished') == 2 and statuses.count('missing') == 4
   with pytest.raises(UserError, match='matches no run'):
     sweep.main(['sweep', f'--config={config_file}', f'--workdir={workdir}', '--only=nope*'])
+
+
+def test_sigterm_stops_the_sweep_after_the_running_train_py(tmp_path, capsys):
+  """SIGTERM reaches the running train.py (which saves and exits 143); no later run starts."""
+  started = tmp_path / 'started'
+  fake = _write(tmp_path / 'slow_train.py', textwrap.dedent(f'''
+      import signal, sys, time
+      def on_term(*_):
+        print('saved a checkpoint, exiting', flush=True)
+        sys.exit(143)
+      signal.signal(signal.SIGTERM, on_term)
+      open({str(started)!r}, 'w').close()
+      time.sleep(60)
+      '''))
+  config_file = _sweep_config_file(tmp_path, f'''
+      c.train_script = {fake!r}
+      c.axes['aux_weight'] = (0.0, 0.3)
+      ''')
+
+  def preempt():
+    for _ in range(600):
+      if started.exists():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+      time.sleep(0.05)
+
+  previous_handler = signal.getsignal(signal.SIGTERM)
+  killer = threading.Thread(target=preempt, daemon=True)
+  killer.start()
+  rc = sweep.main(['sweep', f'--config={config_file}', f'--workdir={tmp_path / "sweep"}'])
+  killer.join()
+  out = capsys.readouterr().out
+  assert rc == 143, out
+  assert 'saved a checkpoint, exiting' in out
+  assert 'aux_weight=0.0/seed=0: stopped by signal 15 (train.py exit 143)' in out
+  assert 'aux_weight=0.3' not in out.split('stopped by signal')[1].split('report:')[0]
+  assert not (tmp_path / 'sweep' / 'aux_weight=0.3').exists()
+  assert signal.getsignal(signal.SIGTERM) == previous_handler  # restored
 
 
 # ----------------------------------------------------------------------------- commands
