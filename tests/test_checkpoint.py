@@ -169,3 +169,17 @@ def test_unwritable_workdir_is_refused_before_training(tmp_path):
   blocker.write_text('not a directory')
   with pytest.raises(UserError, match='is not writable'):
     _train(blocker / 'workdir')
+
+
+def test_init_from_through_the_loop(runs, tmp_path, capsys):
+  full, _, _ = runs
+  config = tiny_config(num_train_steps=8)
+  config.init_from = full.workdir
+  result = _train(tmp_path, config=config)
+  out = capsys.readouterr().out
+  n = len(jax.tree.leaves(full.state.params))
+  assert f'init_from {full.workdir}: loaded {n} parameter arrays from tinynet at step 8' in out
+  assert result.step == 8 and result.resumed_from is None
+  # Rerunning the same workdir resumes its own checkpoint rather than loading init_from again.
+  again = _train(tmp_path, config=config)
+  assert again.resumed_from == 8 and 'parameter arrays' not in capsys.readouterr().out

@@ -12,7 +12,9 @@ step; batches are put on the devices two steps ahead.
 Faults: a SIGTERM (preemption) saves the current step, waits for it to commit and returns with
 ``preempted=True`` (train.py then exits 143). A non-finite loss or gradient, noticed at the next log
 or checkpoint boundary, raises :class:`NonFiniteError` naming the step and the metric; the bad state
-is never saved, so the last checkpoint stays the last good one.
+is never saved, so the last checkpoint stays the last good one. At resume, a damaged newest checkpoint
+is moved aside and the newest good one used (:mod:`~inception_jax.training.integrity`); a save that
+fails (disk full) raises :class:`~inception_jax.training.checkpoint.CheckpointWriteError`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from inception_jax import models
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.training import metrics as metrics_lib
-from inception_jax.training import optimizers, parallel, schema
+from inception_jax.training import integrity, optimizers, parallel, schema
 from inception_jax.training import state as state_lib
 from inception_jax.training import step as step_lib
 
@@ -265,19 +267,21 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
       f'{info.num_eval_examples} eval examples, {num_classes} classes): {total_steps} steps of '
       f'{config.global_batch_size} ({spe} steps/epoch), {dp}')
 
+  integrity.check_free_space(ckpt_lib.checkpoint_dir(workdir), programs.abstract_state)
   checkpointer = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir),
                                        keep=int(config.keep_checkpoints))
   writer = None
   try:
     current_meta = ckpt_lib.run_metadata(config, programs.abstract_state, num_classes=num_classes,
                                          total_steps=total_steps)
-    latest = checkpointer.latest_step()
+    # The newest step that verifies; damaged newer ones are moved aside (training/integrity.py).
+    found = integrity.find_resume_point(checkpointer, programs.abstract_state, current_meta,
+                                        workdir=workdir, say=say)
     resumed_from = None
-    if latest is not None:
-      saved_meta = checkpointer.read_metadata(latest)
-      for warning in ckpt_lib.check_compatible(saved_meta, current_meta, workdir):
+    if found is not None:
+      for warning in found.warnings:
         say(f'warning: {warning}')
-      host_state = checkpointer.restore(latest, programs.abstract_state)
+      host_state = found.state
       resumed_from = int(host_state.step)
       say(f'resuming from the checkpoint at step {resumed_from} in {checkpointer.directory}')
     else:
@@ -443,9 +447,6 @@ class _Printer:
       self.bar.write(message)
     else:
       print(message, flush=True)
-
-  def log(self, message: str) -> None:
-    self(message)
 
 
 def _progress(show: bool | None, is_main: bool, total: int, initial: int):
