@@ -73,7 +73,7 @@ def main(argv):
   from inception_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
-  from inception_jax.training import loop, parallel  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import integrity, loop, parallel  # pylint: disable=g-import-not-at-top
 
   try:
     config = _CONFIG.value
@@ -86,7 +86,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                         _PROCESS_ID.value, force=_MULTIHOST.value)
-  result = loop.train_and_evaluate(config, _WORKDIR.value)
+  try:
+    result = loop.train_and_evaluate(config, _WORKDIR.value)
+  except OSError as e:  # the workdir filled up or became read-only (metrics, config.json, ...)
+    message = integrity.disk_error_message(e, _WORKDIR.value)
+    if message is None:
+      raise
+    raise UserError(message) from None
   if result.preempted:
     sys.exit(loop.PREEMPTED_EXIT_CODE)
 

@@ -4,15 +4,21 @@ Layout: ``<workdir>/checkpoints/<step>/{state,metadata}``. ``state`` is the whol
 :class:`~inception_jax.training.state.TrainState` saved from host numpy arrays (Orbax writes numpy
 leaves from process 0 only, so the same code serves one process or many); ``metadata`` is a JSON
 object naming the model, its overrides, the number of classes, the image size, an architecture
-fingerprint (shapes of the parameters) and ``checksum``, a sha256 over the state's leaves, so a damaged
-checkpoint can be told from a good one (:meth:`Checkpointer.verify`). An interrupted save leaves
-``<step>.orbax-checkpoint-tmp``, which Orbax ignores.
+fingerprint (shapes of the parameters), ``checksum``, a sha256 over the state's leaves, and
+``checksums``, one sha256 per item of the state (``params``, ``batch_stats``, ``opt_state``,
+``ema_params``, ...) so a reader of some items (inference) can verify what it read. A damaged
+checkpoint can thus be told from a good one (:meth:`Checkpointer.verify`; at resume,
+:mod:`inception_jax.training.integrity`). An interrupted save leaves
+``<step>.orbax-checkpoint-tmp``, which Orbax ignores. A save that fails (disk full, permissions)
+raises :class:`CheckpointWriteError` naming the step and the last committed one, which is intact:
+Orbax writes into the temporary directory and renames it only when every file is written.
 
 Checkpoints hold only arrays and JSON: restoring never unpickles anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -47,6 +53,17 @@ def state_checksum(host_state: PyTree) -> str:
     h.update(f'{_path_str(path)}|{a.dtype.str}|{a.shape}|'.encode())
     h.update(a.view(np.uint8).reshape(-1).data if a.size else b'')
   return 'sha256:' + h.hexdigest()
+
+
+def _items(host_state: PyTree) -> dict[str, PyTree]:
+  if dataclasses.is_dataclass(host_state):
+    return {f.name: getattr(host_state, f.name) for f in dataclasses.fields(host_state)}
+  return dict(host_state)
+
+
+def item_checksums(host_state: PyTree) -> dict[str, str]:
+  """``{item: state_checksum(item)}`` for each top-level item (TrainState field or dict key)."""
+  return {name: state_checksum(value) for name, value in _items(host_state).items()}
 
 
 def architecture_fingerprint(params: PyTree) -> str:
@@ -99,6 +116,7 @@ def build_metadata(config: Any, host_state: PyTree, *, num_classes: int, total_s
   meta.update({
       'step': int(np.asarray(host_state.step)),
       'checksum': state_checksum(host_state),
+      'checksums': item_checksums(host_state),
       'jax_version': jax.__version__,
       'saved_at': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
   })
@@ -132,6 +150,21 @@ def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], where
   return warnings
 
 
+class CheckpointWriteError(UserError):
+  """A checkpoint could not be written (disk full, read-only, quota); older steps are intact."""
+
+
+def _write_reason(e: BaseException) -> str:
+  """The most telling line of a failed write: the OSError in the chain if there is one."""
+  seen = e
+  while seen is not None:
+    if isinstance(seen, OSError) and seen.strerror:
+      return f'{seen.strerror}' + (f': {seen.filename}' if seen.filename else '')
+    seen = seen.__cause__ or seen.__context__
+  text = str(e).strip()
+  return f'{type(e).__name__}: {text.splitlines()[0][:300] if text else ""}'.rstrip(': ')
+
+
 class Checkpointer:
   """Saves and restores TrainStates under ``directory`` (see the module docstring).
 
@@ -147,6 +180,30 @@ class Checkpointer:
         read_only=read_only, enable_async_checkpointing=async_save)
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=(STATE, METADATA))
+    self._in_flight = None   # the step whose asynchronous save may still be running
+    self._failed = False     # a write error was raised (close() then does not raise it again)
+
+  def reload(self) -> None:
+    """Re-reads the step list from disk (after steps were moved aside)."""
+    self.manager.reload()
+
+  def _committed(self) -> list[int]:
+    try:
+      return sorted(int(n) for n in os.listdir(self.directory)
+                    if n.isdigit() and os.path.isdir(os.path.join(self.directory, n)))
+    except OSError:
+      return []
+
+  def _write_error(self, step: int | None, e: BaseException) -> CheckpointWriteError:
+    self._failed = True
+    committed = [s for s in self._committed() if s != step]
+    last = (f'the last committed checkpoint, step {committed[-1]}, is intact' if committed
+            else 'no checkpoint was committed')
+    log.debug('checkpoint write failed', exc_info=e)
+    return CheckpointWriteError(
+        f'could not write the checkpoint of step {step} to {self.directory} '
+        f'({_write_reason(e)}); {last}; free some space (or fix the permissions) and run the same '
+        'command again to resume')
 
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
@@ -157,14 +214,25 @@ class Checkpointer:
   def save(self, host_state: PyTree, metadata: Mapping[str, Any]) -> None:
     """Starts an asynchronous save of ``host_state`` (numpy leaves) at ``metadata['step']``."""
     step = int(metadata['step'])
+    self.wait()  # a failure of the previous save is reported as that step's
     if step in self.manager.all_steps():
       return  # already saved (e.g. the final save right after a periodic one)
-    self.manager.save(step, args=ocp.args.Composite(
-        **{STATE: ocp.args.PyTreeSave(host_state), METADATA: ocp.args.JsonSave(dict(metadata))}),
-        force=True)
+    try:
+      self.manager.save(step, args=ocp.args.Composite(
+          **{STATE: ocp.args.PyTreeSave(host_state),
+             METADATA: ocp.args.JsonSave(dict(metadata))}), force=True)
+    except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise many types for I/O
+      raise self._write_error(step, e) from None
+    self._in_flight = step
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    """Blocks until the started save is committed; CheckpointWriteError if it failed."""
+    try:
+      self.manager.wait_until_finished()
+    except Exception as e:  # noqa: BLE001
+      raise self._write_error(self._in_flight, e) from None
+    finally:
+      self._in_flight = None
 
   def read_metadata(self, step: int) -> dict[str, Any]:
     return dict(self.manager.restore(step, args=ocp.args.Composite(
@@ -198,8 +266,19 @@ class Checkpointer:
     return None
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    """Waits for the last save and closes; a write error already raised is not raised again."""
+    reported = self._failed
+    try:
+      self.wait()
+    except CheckpointWriteError:
+      if not reported:
+        raise
+    finally:
+      try:
+        self.manager.close()
+      except Exception:  # noqa: BLE001 - after a write error, closing may fail too
+        if not self._failed:
+          raise
 
 
 def checkpoint_dir(workdir: str) -> str:
