@@ -591,6 +591,9 @@ def main(argv: Sequence[str]) -> int:
                                      'run (for a cluster) and run nothing.', flag_values=fv)
   only = flags.DEFINE_list('only', [], 'Run only the runs whose name matches one of these '
                            'glob patterns (e.g. "aux_weight=0.3/*").', flag_values=fv)
+  if any(a in ('-h', '--help', '--helpfull', '-help') for a in argv[1:]):
+    print(__doc__.strip() + '\n\nflags:\n' + fv.get_help())
+    return 0
   try:
     fv(list(argv))
   except (AttributeError, KeyError) as e:

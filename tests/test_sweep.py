@@ -461,3 +461,9 @@ def test_report_errors(tmp_path):
     report.write_report(str(tmp_path))
   with pytest.raises(UserError, match='not a directory'):
     report.write_report(str(tmp_path / 'nope'))
+
+
+def test_help(capsys):
+  assert sweep.main(['sweep', '--help']) == 0
+  out = capsys.readouterr().out
+  assert 'Completion marker' in out and '--print_commands' in out
