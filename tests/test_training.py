@@ -325,14 +325,21 @@ def test_configs_are_valid_and_follow_their_recipes(name):
     assert config.image_size >= models.create('googlenet').min_input_size()
 
 
-def test_metrics_writer_truncates_lines_past_the_resume_step(tmp_path):
+@pytest.mark.parametrize('appendable', [True, False])
+def test_metrics_writer_truncates_lines_past_the_resume_step(tmp_path, appendable):
   writer = metrics.MetricsWriter(str(tmp_path), tensorboard=False)
+  writer._local = appendable  # False: the object-store path (rewrite at flush), on a local dir
   for step in (2, 4, 6):
     writer.write(step, 'train', {'loss': np.float32(1.5), 'top1': 0.5, 'nan': float('nan')})
   writer.write(4, 'eval', {'loss': 1.0, 'num_examples': 360})
+  writer.flush()
   with open(writer.path, 'a') as f:
     f.write('{"step": 8, "kind": "tr')  # a line torn by a kill
+  if not appendable:
+    writer = metrics.MetricsWriter(str(tmp_path), tensorboard=False)
+    writer._local = False
   writer.truncate_after(4)
+  writer.close()
   with open(writer.path) as f:
     lines = [json.loads(l) for l in f]
   assert [(l['step'], l['kind']) for l in lines] == [(2, 'train'), (4, 'train'), (4, 'eval')]

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 
 from inception_jax import models
 from inception_jax.errors import UserError
@@ -61,14 +62,20 @@ class TrainResult:
   resumed_from: int | None = None
 
 
+def normalize_workdir(workdir: str) -> str:
+  """Absolute local path, or a cloud path (``gs://...``) as given."""
+  workdir = os.fspath(workdir)
+  return workdir if '://' in workdir else os.path.abspath(workdir)
+
+
 def check_workdir_writable(workdir: str) -> None:
   """Creates ``workdir`` and proves it writable now, rather than at the first checkpoint."""
   try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, f'.write_test.{os.getpid()}')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
+    path = epath.Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f'.write_test.{os.getpid()}'
+    probe.write_text('ok')
+    probe.unlink()
   except OSError as e:
     raise UserError(f'workdir {workdir!r} is not writable ({e.strerror or e}); choose another '
                     '--workdir') from None
@@ -245,7 +252,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
   from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   schema.validate_config(config, check_model=model is None)
-  workdir = os.path.abspath(os.fspath(workdir))
+  workdir = normalize_workdir(workdir)
   is_main = jax.process_index() == 0
   check_workdir_writable(workdir)
 
@@ -294,8 +301,8 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
                                        tensorboard=bool(config.get('tensorboard', True)))
     writer.truncate_after(start_step)
     if is_main:
-      with open(os.path.join(workdir, 'config.json'), 'w') as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
+      (epath.Path(workdir) / 'config.json').write_text(
+          config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
 
     def run_eval(state, step):
       batches = input_pipeline.create_eval_iterator(

@@ -2,6 +2,8 @@
 
 Every line has ``step`` and ``kind`` (``'train'`` or ``'eval'``) plus the values (``loss``, ``top1``,
 ``top5``; eval lines also ``num_examples``). Only process 0 writes (``enabled=False`` elsewhere).
+The workdir may be local or a cloud path (``gs://...``, through ``etils.epath``); object stores
+cannot append, so there the file is rewritten at each flush (it stays small: one line per log).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import math
 import os
 from typing import Any, Mapping
+
+from etils import epath
 
 METRICS_FILE = 'metrics.jsonl'
 
@@ -28,19 +32,25 @@ class MetricsWriter:
 
   def __init__(self, workdir: str, *, enabled: bool = True, tensorboard: bool = True):
     self.enabled = enabled
-    self.path = os.path.join(os.fspath(workdir), METRICS_FILE)
+    workdir = os.fspath(workdir)
+    self.path = os.path.join(workdir, METRICS_FILE)
+    self._local = '://' not in workdir
+    self._lines = None  # cloud paths: the whole file, rewritten at flush
     self._tb = None
     if enabled and tensorboard:
       from flax.metrics import tensorboard as flax_tb  # imports TensorFlow; only on writers
-      self._tb = flax_tb.SummaryWriter(os.fspath(workdir))
+      self._tb = flax_tb.SummaryWriter(workdir)
+
+  def _read_lines(self) -> list[str]:
+    path = epath.Path(self.path)
+    return path.read_text().splitlines(keepends=True) if path.exists() else []
 
   def truncate_after(self, step: int) -> None:
     """Drops lines past ``step`` (written by a run that was interrupted after its last checkpoint)
     so a resumed run's log has each step once."""
-    if not self.enabled or not os.path.exists(self.path):
+    if not self.enabled:
       return
-    with open(self.path) as f:
-      lines = f.readlines()
+    lines = self._read_lines()
     keep = []
     for line in lines:
       try:
@@ -48,7 +58,11 @@ class MetricsWriter:
           keep.append(line if line.endswith('\n') else line + '\n')
       except ValueError:
         continue  # a torn last line from a kill
-    if len(keep) != len(lines):
+    if not self._local:
+      self._lines = keep
+      if len(keep) != len(lines):
+        self.flush()
+    elif len(keep) != len(lines):
       tmp = self.path + '.tmp'
       with open(tmp, 'w') as f:
         f.writelines(keep)
@@ -59,8 +73,14 @@ class MetricsWriter:
       return
     record = {'step': int(step), 'kind': kind}
     record.update({k: _jsonable(v) for k, v in values.items()})
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    line = json.dumps(record) + '\n'
+    if self._local:
+      with open(self.path, 'a') as f:
+        f.write(line)
+    else:
+      if self._lines is None:
+        self._lines = self._read_lines()
+      self._lines.append(line)
     if self._tb is not None:
       for k, v in values.items():
         v = _jsonable(v)
@@ -68,10 +88,13 @@ class MetricsWriter:
           self._tb.scalar(f'{kind}/{k}', v, int(step))
 
   def flush(self) -> None:
+    if self.enabled and not self._local and self._lines is not None:
+      epath.Path(self.path).write_text(''.join(self._lines))
     if self._tb is not None:
       self._tb.flush()
 
   def close(self) -> None:
+    self.flush()
     if self._tb is not None:
       self._tb.close()
       self._tb = None
