@@ -70,6 +70,7 @@ def _parse_flags(argv):
 
 
 def main(argv):
+  from inception_jax import errors  # pylint: disable=g-import-not-at-top
   from inception_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
@@ -84,6 +85,7 @@ def main(argv):
 
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
+    errors.hide_library_tracebacks()         # e.g. a full disk: one line, then ours
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                         _PROCESS_ID.value, force=_MULTIHOST.value)
   try:

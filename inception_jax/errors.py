@@ -7,6 +7,7 @@ status 2. Library code raises :class:`UserError` (a ``ValueError``) for anything
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Callable, NoReturn
 
@@ -29,3 +30,37 @@ def run_cli(main: Callable[[], object]) -> object:
     return main()
   except UserError as e:
     fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+
+
+class _NoLibraryTracebacks(logging.Filter):
+  """Keeps the first line of a library's error log and drops its traceback (the caller turns the
+  error into one line of its own)."""
+
+  def __init__(self, packages: tuple[str, ...]):
+    super().__init__()
+    self.packages = tuple(f'/{p}/' for p in packages)
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.exc_info and any(p in record.pathname for p in self.packages):
+      message = record.getMessage().strip().splitlines()
+      record.msg = (message[0][:300] if message else '') + ' (details with --verbosity=1)'
+      record.args = ()
+      record.exc_info = record.exc_text = None
+    return True
+
+
+def hide_library_tracebacks(packages: tuple[str, ...] = ('orbax',)) -> None:
+  """Orbax logs a failed background write (e.g. a full disk) with long tracebacks before the
+  caller can report it; show their first lines only (the CLI's own ``error:`` line follows)."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.get_absl_handler().addFilter(_NoLibraryTracebacks(packages))
+  # TensorStore completes the futures of an aborted write after asyncio closed their loop; Python
+  # would print "Exception ignored ... Event loop is closed" with a traceback for each.
+  default_hook = sys.unraisablehook
+
+  def hook(unraisable):
+    if (isinstance(unraisable.exc_value, RuntimeError)
+        and str(unraisable.exc_value) == 'Event loop is closed'):
+      return
+    default_hook(unraisable)
+  sys.unraisablehook = hook

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from typing import Any, Mapping
 
@@ -155,13 +156,17 @@ class CheckpointWriteError(UserError):
 
 
 def _write_reason(e: BaseException) -> str:
-  """The most telling line of a failed write: the OSError in the chain if there is one."""
+  """The most telling part of a failed write: the operating system's reason when there is one
+  (an OSError in the chain, or TensorStore's ``[os_error_code='28']``), else the first line."""
   seen = e
   while seen is not None:
     if isinstance(seen, OSError) and seen.strerror:
       return f'{seen.strerror}' + (f': {seen.filename}' if seen.filename else '')
     seen = seen.__cause__ or seen.__context__
   text = str(e).strip()
+  code = re.search(r"os_error_code='?(\d+)", text)
+  if code:
+    return f'{os.strerror(int(code.group(1)))} (errno {code.group(1)})'
   return f'{type(e).__name__}: {text.splitlines()[0][:300] if text else ""}'.rstrip(': ')
 
 
