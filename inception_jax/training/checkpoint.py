@@ -194,9 +194,8 @@ class Checkpointer:
 
   def _committed(self) -> list[int]:
     try:
-      return sorted(int(n) for n in os.listdir(self.directory)
-                    if n.isdigit() and os.path.isdir(os.path.join(self.directory, n)))
-    except OSError:
+      return sorted(self.manager.all_steps())  # a failed save is already dropped from the list
+    except Exception:  # noqa: BLE001
       return []
 
   def _write_error(self, step: int | None, e: BaseException) -> CheckpointWriteError:

@@ -29,6 +29,7 @@ import shutil
 import time
 from typing import Any, Callable, Mapping
 
+from etils import epath
 import jax
 import numpy as np
 
@@ -68,23 +69,22 @@ def quarantine_dir(workdir: str) -> str:
   return os.path.join(os.fspath(workdir), QUARANTINE_SUBDIR)
 
 
-def committed_steps(directory: str) -> list[int]:
-  """Integer-named step directories on disk, newest first (what Orbax would list)."""
+def _names(directory: str) -> list[str]:
   try:
-    names = os.listdir(directory)
-  except OSError:
+    return [p.name for p in epath.Path(directory).iterdir()]
+  except (OSError, ValueError):  # missing (a first run), or not listable
     return []
-  return sorted((int(n) for n in names if n.isdigit()
-                 and os.path.isdir(os.path.join(directory, n))), reverse=True)
+
+
+def committed_steps(directory: str) -> list[int]:
+  """Integer-named step directories, newest first (what Orbax would list)."""
+  return sorted((int(n) for n in _names(directory) if n.isdigit()
+                 and epath.Path(directory, n).is_dir()), reverse=True)
 
 
 def unfinished_saves(directory: str) -> list[str]:
   """Names of ``<step>.orbax-checkpoint-tmp*`` directories: saves that never committed."""
-  try:
-    names = os.listdir(directory)
-  except OSError:
-    return []
-  return sorted(n for n in names if _TMP_STEP.match(n))
+  return sorted(n for n in _names(directory) if _TMP_STEP.match(n))
 
 
 def verify_step(checkpointer: ckpt_lib.Checkpointer, step: int, abstract_state: PyTree,
@@ -95,10 +95,10 @@ def verify_step(checkpointer: ckpt_lib.Checkpointer, step: int, abstract_state: 
   Raises UserError (not Damaged) when the step is intact but belongs to another network or
   optimiser set-up (``ckpt_lib.check_compatible``): that is the user's mistake, not damage.
   """
-  step_dir = os.path.join(checkpointer.directory, str(step))
-  if not os.path.isdir(os.path.join(step_dir, ckpt_lib.METADATA)):
+  step_dir = epath.Path(checkpointer.directory, str(step))
+  if not (step_dir / ckpt_lib.METADATA).is_dir():
     raise Damaged('its metadata is missing', 'metadata-missing')
-  if not os.path.isdir(os.path.join(step_dir, ckpt_lib.STATE)):
+  if not (step_dir / ckpt_lib.STATE).is_dir():
     raise Damaged('its state is missing', 'state-missing')
   try:
     meta = checkpointer.read_metadata(step)
@@ -133,16 +133,25 @@ def verify_step(checkpointer: ckpt_lib.Checkpointer, step: int, abstract_state: 
 
 
 def _move_aside(src: str, qdir: str, name: str, reason: str) -> str:
-  os.makedirs(qdir, exist_ok=True)
-  dst = os.path.join(qdir, name)
-  n = 1
-  while os.path.exists(dst):
-    n += 1
-    dst = os.path.join(qdir, f'{name}.{n}')
-  shutil.move(src, dst)
-  with open(os.path.join(qdir, QUARANTINE_LOG), 'a') as f:
-    f.write(f'{time.strftime("%Y-%m-%dT%H:%M:%S%z")}\t{src}\t->\t{dst}\t{reason}\n')
-  return dst
+  """Renames ``src`` to ``qdir/name`` (``name.2``... if taken) and logs it; UserError if it cannot:
+  a damaged step left in place would keep Orbax from saving that step again."""
+  try:
+    epath.Path(qdir).mkdir(parents=True, exist_ok=True)
+    dst = epath.Path(qdir, name)
+    n = 1
+    while dst.exists():
+      n += 1
+      dst = epath.Path(qdir, f'{name}.{n}')
+    epath.Path(src).rename(dst)
+    log = epath.Path(qdir, QUARANTINE_LOG)
+    before = log.read_text() if log.exists() else ''
+    log.write_text(f'{before}{time.strftime("%Y-%m-%dT%H:%M:%S%z")}\t{src}\t->\t{dst}\t'
+                   f'{reason}\n')
+  except OSError as e:
+    raise UserError(f'{src} is damaged ({reason}) but could not be moved to {qdir} '
+                    f'({e.strerror or e}); move it out of the checkpoint directory by hand and '
+                    'run the same command again') from None
+  return os.fspath(dst)
 
 
 def _barrier(name: str) -> None:
@@ -207,6 +216,8 @@ def checkpoint_bytes(abstract_state: PyTree) -> int:
 def check_free_space(directory: str, abstract_state: PyTree, *, margin: float = 1.5) -> None:
   """UserError before training when ``directory``'s filesystem cannot hold one more checkpoint
   (its arrays times ``margin``): a full disk is reported now, not after hours of training."""
+  if '://' in os.fspath(directory):
+    return  # cloud storage: no meaningful "free space"
   need = int(checkpoint_bytes(abstract_state) * margin)
   probe = os.path.abspath(os.fspath(directory))
   while not os.path.exists(probe) and os.path.dirname(probe) != probe:
