@@ -74,6 +74,7 @@ def main(argv):
   from inception_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
+  import jax  # pylint: disable=g-import-not-at-top
   from inception_jax.training import integrity, loop, parallel  # pylint: disable=g-import-not-at-top
 
   try:
@@ -95,6 +96,14 @@ def main(argv):
     if message is None:
       raise
     raise UserError(message) from None
+  except jax.errors.JaxRuntimeError as e:
+    message = integrity.peer_failure_message(e, _WORKDIR.value) if jax.process_count() > 1 else None
+    if message is None:
+      raise
+    # Exit now: jax.distributed's shutdown (at exit) would wait for the dead process, then abort.
+    print(f'error: {message}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(errors.EXIT_USER_ERROR)  # pylint: disable=protected-access
   if result.preempted:
     sys.exit(loop.PREEMPTED_EXIT_CODE)
 

@@ -250,3 +250,25 @@ def disk_error_message(e: OSError, workdir: str) -> str | None:
           f'{ckpt_lib.checkpoint_dir(workdir)}' if steps else 'no checkpoint was committed')
   return (f'cannot write {e.filename or workdir} ({e.strerror or e}); {last}; free some space '
           '(or fix the permissions) and run the same command again to resume')
+
+
+# Words in the runtime errors a collective or barrier raises when another process of the job died.
+_PEER_FAILURE = ('gloo', 'connection reset', 'connection refused', 'heartbeat', 'unavailable',
+                 'deadline_exceeded', 'barrier', 'coordination', 'socket closed', 'broken pipe',
+                 'connection closed', 'peer')
+
+
+def peer_failure_message(e: BaseException, workdir: str) -> str | None:
+  """A one-line message when ``e`` (raised in a multi-process run) says another process of the
+  job is gone, else None. The caller exits at once: ``jax.distributed``'s shutdown barrier would
+  wait for the dead process until its heartbeat times out, then abort."""
+  text = str(e).strip()
+  if not any(word in text.lower() for word in _PEER_FAILURE):
+    return None
+  steps = committed_steps(ckpt_lib.checkpoint_dir(workdir))
+  last = (f'the last committed checkpoint is step {steps[0]} in '
+          f'{ckpt_lib.checkpoint_dir(workdir)}' if steps else 'no checkpoint was committed yet')
+  first = text.splitlines()[0][:200] if text else type(e).__name__
+  return (f'process {jax.process_index()} of {jax.process_count()}: another process of this job '
+          f'failed or was killed ({first}); {last}; start all {jax.process_count()} processes '
+          'again with the same command to resume')
