@@ -350,3 +350,65 @@ def test_killed_runs_resume_from_the_last_commit_and_end_bit_identical(tmp_path,
   # Every unfinished save was moved aside, none deleted.
   moved = sorted(os.listdir(integrity.quarantine_dir(workdir)))
   assert '4-unfinished-save' in moved and '10-unfinished-save' in moved, (moved, history)
+
+
+# ----------------------------------------------------------------------------- a lost process
+
+
+def _free_port() -> int:
+  import socket  # pylint: disable=g-import-not-at-top
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _two_processes(workdir, faults, env, timeout=240):
+  """Both processes of a jax.distributed job (one CPU device each) on 127.0.0.1."""
+  port = _free_port()
+  procs = []
+  for i, fault in enumerate(faults):
+    extra = dict(env, INCEPTION_JAX_HEARTBEAT='15')
+    if fault:
+      extra[fh.FAULT_ENV] = fault
+    procs.append(subprocess.Popen(
+        [sys.executable, os.path.join(fh.TESTS, 'fault_helpers.py'),
+         f'--config={os.path.join(fh.TESTS, "fault_config.py")}', f'--workdir={workdir}',
+         '--config.num_train_steps=8', f'--coordinator_address=127.0.0.1:{port}',
+         '--num_processes=2', f'--process_id={i}'],
+        cwd=fh.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=fh.env(**extra)))
+  results = []
+  try:
+    for p in procs:
+      out, err = p.communicate(timeout=timeout)   # a hang fails the test here
+      results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  return results
+
+
+@pytest.mark.slow
+def test_killing_one_of_two_processes_stops_the_other_with_an_error_and_both_resume(
+    tmp_path, tmp_path_factory):
+  env = _compile_cache_env(tmp_path_factory)
+  workdir = str(tmp_path / 'run')
+  survivor, victim = _two_processes(workdir, [None, 'step:5'], env)
+  assert fh.killed(victim), fh.describe(victim)
+  # The survivor notices at the next collective, says so in one line and exits (no hang).
+  context = fh.describe(survivor)
+  assert survivor.returncode == errors.EXIT_USER_ERROR, context
+  line = fh.last_line(survivor.stderr)
+  assert line.startswith('error: process 0 of 2: another process of this job failed or was '
+                         'killed'), context
+  committed = fh.committed_steps(workdir)
+  assert committed and f'the last committed checkpoint is step {committed[-1]}' in line, context
+  assert 'start all 2 processes again with the same command' in line, context
+  assert 'Traceback' not in survivor.stderr, context
+
+  first, second = _two_processes(workdir, [None, None], env)
+  for proc in (first, second):
+    assert proc.returncode == 0, fh.describe(proc)
+  assert fh.resumed_from(first.stdout) == committed[-1], fh.describe(first)
+  assert fh.committed_steps(workdir)[-1] == 8

@@ -1,0 +1,296 @@
+"""Bad input: every case is one ``error:`` line on stderr, no traceback, a non-zero exit.
+
+The table below has one row per case. ``cli`` rows run the real command in a subprocess (two at a
+time): flag and config-file parsing exist only there. ``inproc`` rows run the same code the command
+runs after parsing its flags, ``errors.run_cli(lambda: <entry point>)``, which prints the line and
+exits; they are cheap because nothing is compiled before these errors. Warnings that let a run
+continue (an unreadable file in an image folder, a changed learning rate or step count) are tested
+at the end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from concurrent import futures
+from typing import Any, Callable
+
+import jax
+import numpy as np
+import pytest
+from _training_helpers import TinyNet, numpy_train_state, tiny_config
+import fault_helpers as fh
+
+from inception_jax import errors
+from inception_jax.training import checkpoint as ckpt_lib
+from inception_jax.training import loop
+from inception_jax.training import optimizers
+
+REPO = fh.REPO
+DEFAULT = os.path.join(REPO, 'configs', 'default.py')
+
+
+def _config(**overrides):
+  spec = importlib.util.spec_from_file_location('bad_input_default', DEFAULT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  with config.unlocked():
+    for key, value in overrides.items():
+      target = config
+      *parents, leaf = key.split('.')
+      for p in parents:
+        target = target[p]
+      target[leaf] = value
+  return config
+
+
+def _tiny_checkpoint(workdir, *, step=8, total_steps=8) -> str:
+  """A TinyNet checkpoint written directly (no compilation), as a finished run leaves it."""
+  config = tiny_config(num_train_steps=total_steps)
+  lr_fn = optimizers.create_learning_rate_fn(config, 89, total_steps)
+  state = numpy_train_state(TinyNet(), optimizers.create_optimizer(config, lr_fn), image_size=12)
+  state = state.replace(step=np.asarray(step, np.int32))
+  checkpointer = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir))
+  checkpointer.save(state, ckpt_lib.build_metadata(config, state, num_classes=10,
+                                                   total_steps=total_steps))
+  checkpointer.close()
+  return str(workdir)
+
+
+# ----------------------------------------------------------------------------- the table
+
+# (id, kind, what, expected text in the error line). For 'cli', `what` is argv after the
+# interpreter (strings; {tmp} is a fresh directory, {tiny} a workdir holding a TinyNet checkpoint)
+# plus optional env; for 'inproc', a function of (tmp, tiny) returning the entry point to call.
+TRAIN = ['train.py', '--workdir={tmp}/w']
+CASES: list[tuple[str, str, Any, str]] = [
+    # --- through the real command line: flag and config parsing...
+    ('unknown config key', 'cli', TRAIN + ['--config.no_such_field=1'],
+     'unknown config field'),
+    ('unknown nested config key', 'cli', TRAIN + ['--config.model_overrides.depth=3'],
+     'unknown config field'),
+    ('batch size not an integer', 'cli', TRAIN + ['--config.global_batch_size=abc'],
+     'global_batch_size'),
+    ('learning rate not a number', 'cli', TRAIN + ['--config.learning_rate=fast'],
+     'learning_rate'),
+    ('missing config file', 'cli', ['train.py', '--config={tmp}/nope.py', '--workdir={tmp}/w'],
+     'nope.py'),
+    ('unknown flag', 'cli', TRAIN + ['--no_such_flag=1'], 'no_such_flag'),
+    ('stray positional argument', 'cli', TRAIN + ['extra'], "unexpected arguments 'extra'"),
+    # ... and a representative of each later stage
+    ('unknown model', 'cli', TRAIN + ['--config.model=resnet50'], "unknown model 'resnet50'"),
+    ('image too small for the model', 'cli', TRAIN + ['--config.image_size=16'],
+     'image_size=16 is too small for googlenet: it needs at least 31 px'),
+    ('batch not divisible by the device count', 'cli',
+     (TRAIN + ['--config.global_batch_size=64'],
+      {'XLA_FLAGS': '--xla_force_host_platform_device_count=3'}),
+     'global_batch_size=64 is not divisible by the 3 devices'),
+    ('dataset not prepared', 'cli',
+     TRAIN + ['--config.dataset=cifar10', '--config.data_dir={tmp}/tfds'], 'cifar10'),
+    ('checkpoint of another model in the workdir', 'cli', ['train.py', '--workdir={tiny}'],
+     'holds a checkpoint of tinynet'),
+    ('evaluate without a checkpoint', 'cli',
+     ['-m', 'inception_jax.evaluate', '--checkpoint={tmp}/none', f'--config={DEFAULT}'],
+     'does not exist'),
+    # --- in-process, through errors.run_cli (the lines the commands print)
+    ('zero classes', 'inproc', {'model_overrides.num_classes': 0},
+     'num_classes must be positive'),
+    ('negative classes', 'inproc', {'model_overrides.num_classes': -3},
+     'num_classes must be positive'),
+    ('negative train steps', 'inproc', {'num_train_steps': -5},
+     'num_train_steps must be non-negative'),
+    ('zero learning rate', 'inproc', {'learning_rate': 0.0}, 'learning_rate must be positive'),
+    ('negative learning rate', 'inproc', {'learning_rate': -0.1}, 'learning_rate must be positive'),
+    ('no length at all', 'inproc', {'num_train_steps': 0, 'num_epochs': 0.0},
+     'num_epochs or config.num_train_steps'),
+    ('unknown optimizer', 'inproc', {'optimizer': 'lamb'}, "unknown optimizer 'lamb'"),
+    ('unknown schedule', 'inproc', {'lr_schedule': 'poly'}, "unknown lr_schedule 'poly'"),
+    ('unknown parallel mode', 'inproc', {'parallel': 'vmap'}, "unknown parallel 'vmap'"),
+    ('unknown dataset', 'inproc', {'dataset': 'no_such_dataset_xyz'}, 'no_such_dataset_xyz'),
+    ('missing image folder', 'inproc', {'dataset': 'folder:/no/such/folder'}, '/no/such/folder'),
+    ('batch not divisible by 8 devices', 'inproc', {'global_batch_size': 12},
+     'global_batch_size=12 is not divisible by the 8 devices'),
+    ('eval batch not divisible by 8 devices', 'inproc', {'eval_batch_size': 100},
+     'eval_batch_size=100 is not divisible by the 8 devices'),
+    ('more devices than the machine has', 'inproc', {'num_devices': 99},
+     'num_devices=99 but this machine has 8'),
+    ('batch larger than the train split', 'inproc', {'global_batch_size': 4096},
+     'larger than the train split'),
+    ('momentum of 1', 'inproc', {'momentum': 1.0}, r'momentum must be in [0, 1)'),
+    ('negative weight decay', 'inproc', {'weight_decay': -1e-4}, 'weight_decay must be'),
+    ('zero decay rate', 'inproc', {'lr_schedule': 'staircase_exponential', 'decay_rate': 0.0},
+     'decay_rate must be positive'),
+    ('unknown model override value', 'inproc', {'model_overrides.stem': 'bogus'}, 'stem'),
+    ('workdir is under a file', 'inproc', {'workdir': f'{DEFAULT}/w'}, 'is not writable'),
+    ('another model, in-process', 'inproc', {'workdir': '{tiny}'},
+     'holds a checkpoint of tinynet'),
+    ('init_from without a checkpoint', 'inproc', {'tinynet': True, 'init_from': '/no/such/run'},
+     'holds no checkpoint'),
+    ('incomplete multi-process flags', 'call', 'multiprocess', 'multi-process launch needs all of'),
+    ('predict without a checkpoint', 'call', 'predict', 'does not exist'),
+    ('weights of another model for conversion', 'call', 'resnet', 'looks like torchvision resnet'),
+    ('truncated weights file', 'call', 'truncated', 'truncated or not a safetensors file'),
+    ('weights file missing', 'call', 'missing', 'does not exist'),
+]
+
+
+def _fill(arg: str, tmp: str, tiny: str) -> str:
+  return arg.replace('{tmp}', tmp).replace('{tiny}', tiny)
+
+
+def _run_cli_case(what, tmp, tiny) -> tuple[int, str]:
+  argv, extra = what if isinstance(what, tuple) else (what, {})
+  proc = subprocess.run([sys.executable] + [_fill(a, tmp, tiny) for a in argv], cwd=REPO,
+                        capture_output=True, text=True, timeout=300, env=fh.env(**extra))
+  return proc.returncode, proc.stderr
+
+
+def _capture(fn: Callable[[], Any], capsys) -> tuple[int, str]:
+  capsys.readouterr()
+  code = 0
+  try:
+    errors.run_cli(fn)
+  except SystemExit as e:
+    code = e.code
+  return code, capsys.readouterr().err
+
+
+def _inproc_case(what, tmp, tiny) -> Callable[[], Any]:
+  what = dict(what)
+  workdir = _fill(what.pop('workdir', '{tmp}/w'), tmp, tiny)
+  if what.pop('tinynet', False):  # reaches the point after initialisation: TinyNet's is cheap
+    config = tiny_config(**what)
+    return lambda: loop.train_and_evaluate(config, workdir, model=TinyNet(), num_devices=2,
+                                           show_progress=False)
+  config = _config(**what)
+  return lambda: loop.train_and_evaluate(config, workdir, show_progress=False)
+
+
+def _call_case(what, tmp) -> Callable[[], Any]:
+  """Other entry points, called as their ``__main__`` calls them."""
+  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  from inception_jax import predict  # pylint: disable=g-import-not-at-top
+  from inception_jax.convert import __main__ as convert_cli  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  if what == 'multiprocess':  # train.py --num_processes=2 alone
+    return lambda: parallel.maybe_initialize_distributed(None, 2, None)
+  if what == 'predict':
+    return lambda: predict.main(['--checkpoint', os.path.join(tmp, 'none'), '--example'])
+  path = os.path.join(tmp, f'{what}.safetensors')
+  if what == 'resnet':
+    save_file({'conv1.weight': np.zeros((4, 3, 3, 3), np.float32),
+               'layer1.0.conv1.weight': np.zeros((4, 4, 3, 3), np.float32),
+               'fc.weight': np.zeros((10, 4), np.float32)}, path)
+  elif what == 'truncated':
+    save_file({'fc.weight': np.zeros((10, 1024), np.float32)}, path)
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+      f.write(data[:len(data) // 2])
+  return lambda: convert_cli.main(['--from', 'torchvision', '--model', 'googlenet_tv',
+                                   '--weights', path, '--out', os.path.join(tmp, 'out')])
+
+
+@pytest.fixture(scope='module')
+def cli_results(tmp_path_factory):
+  """Runs every 'cli' row, two at a time; {id: (exit status, stderr)}."""
+  base = tmp_path_factory.mktemp('bad_cli')
+  tiny = _tiny_checkpoint(base / 'tiny')
+  rows = [(cid, what) for cid, kind, what, _ in CASES if kind == 'cli']
+  dirs = {}
+  for i, (cid, _) in enumerate(rows):
+    dirs[cid] = str(base / f'case{i}')
+    os.makedirs(dirs[cid])
+  with futures.ThreadPoolExecutor(2) as pool:
+    done = {cid: pool.submit(_run_cli_case, what, dirs[cid], tiny) for cid, what in rows}
+    return {cid: f.result() for cid, f in done.items()}
+
+
+@pytest.fixture(scope='module')
+def tiny_workdir(tmp_path_factory):
+  return _tiny_checkpoint(tmp_path_factory.mktemp('bad_inproc') / 'tiny')
+
+
+def test_the_table_has_at_least_30_cases():
+  assert len(CASES) >= 30
+  assert len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize('cid,kind,what,expected', CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_error_line(cid, kind, what, expected, cli_results, tiny_workdir,
+                                     tmp_path, capsys):
+  if kind == 'cli':
+    code, err = cli_results[cid]
+  elif kind == 'inproc':
+    code, err = _capture(_inproc_case(what, str(tmp_path), tiny_workdir), capsys)
+  else:
+    code, err = _capture(_call_case(what, str(tmp_path)), capsys)
+  assert code != 0, err
+  assert 'Traceback' not in err, err
+  line = fh.last_line(err)
+  assert line.startswith('error: '), err[-2000:]
+  assert expected in line, err[-2000:]
+
+
+# ----------------------------------------------------------------------------- warnings, not errors
+
+
+def test_unreadable_files_in_an_image_folder_are_skipped_counted_and_training_continues(
+    tmp_path, caplog):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  root = tmp_path / 'images'
+  rng = np.random.default_rng(0)
+  for split, n in (('train', 8), ('val', 2)):
+    for name in ('cat', 'dog'):
+      (root / split / name).mkdir(parents=True)
+      for i in range(n):
+        Image.fromarray((rng.random((14, 14, 3)) * 255).astype(np.uint8)).save(
+            root / split / name / f'{i}.png')
+  (root / 'train' / 'cat' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0' + b'\x00' * 100)
+  (root / 'train' / 'dog' / 'readme.txt').write_text('not an image')
+  config = tiny_config(dataset=f'folder:{root}', data_dir=str(tmp_path / 'tfds'),
+                       global_batch_size=8, eval_batch_size=8, num_train_steps=2,
+                       checkpoint_every_steps=0, log_every_steps=2)
+  with caplog.at_level('WARNING'):
+    result = loop.train_and_evaluate(config, str(tmp_path / 'w'), model=TinyNet(num_classes=2),
+                                     num_devices=2, show_progress=False)
+  assert result.step == 2 and result.final_eval['num_examples'] == 4
+  warnings = [r.getMessage() for r in caplog.records if 'skipped 2' in r.getMessage()]
+  assert warnings, [r.getMessage() for r in caplog.records]
+
+
+def test_changed_step_count_is_allowed_with_a_warning(tmp_path, capsys):
+  workdir = _tiny_checkpoint(tmp_path / 'w', step=8, total_steps=8)
+  result = loop.train_and_evaluate(tiny_config(num_train_steps=6), workdir, model=TinyNet(),
+                                   num_devices=2, show_progress=False)
+  assert result.resumed_from == 8 and result.final_eval['num_examples'] == 360
+  assert 'warning: num_train_steps changed from 8 to 6' in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- security
+
+
+def test_nothing_in_the_package_can_unpickle_untrusted_files():
+  """No pickle, no torch.load without weights_only=True, no np.load(allow_pickle=True)."""
+  import re  # pylint: disable=g-import-not-at-top
+  package = os.path.join(REPO, 'inception_jax')
+  sources = [os.path.join(d, f) for d, _, fs in os.walk(package) for f in fs if f.endswith('.py')]
+  sources.append(os.path.join(REPO, 'train.py'))
+  assert len(sources) > 20
+  bad = []
+  for path in sources:
+    text = open(path, encoding='utf-8').read()
+    code = re.sub(r'(?s)""".*?"""|\'\'\'.*?\'\'\'', '', text)         # docstrings
+    code = '\n'.join(l.split('#')[0] for l in code.splitlines())        # comments
+    for pattern in (r'\bimport\s+(c?pickle|dill|joblib|shelve|marshal)\b',
+                    r'\bfrom\s+(c?pickle|dill|joblib|shelve|marshal)\b',
+                    r'\bpickle\.loads?\(', r'allow_pickle\s*=\s*True', r'\beval\(', r'\bexec\(',
+                    r'pd\.read_pickle', r'os\.system\(', r'shell\s*=\s*True'):
+      for m in re.finditer(pattern, code):
+        bad.append(f'{os.path.relpath(path, REPO)}: {m.group(0)}')
+    for m in re.finditer(r'torch\.load\(([^)]*)\)', code):
+      if not re.search(r'weights_only\s*=\s*True', m.group(1)):
+        bad.append(f'{os.path.relpath(path, REPO)}: {m.group(0)}')
+  assert not bad, bad
