@@ -156,7 +156,8 @@ class GoogLeNet(nn.Module):
     maxpool4_window: the pool after 4e; 3 (3x3/2 in Table 1 and Caffe) or 2 (torchvision/TF-slim).
     width_multiplier: scales every channel count (1.0 = the published widths).
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
-    conv: the convolution factory every ConvBN uses.
+    conv: the convolution factory every ConvBN uses (``layers.FastConv``; ``nn.Conv`` is XLA's
+      plain lowering, same numbers).
   """
 
   num_classes: int = 1000
@@ -170,7 +171,7 @@ class GoogLeNet(nn.Module):
   maxpool4_window: int = 3
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
-  conv: ModuleDef = nn.Conv
+  conv: ModuleDef = layers.FastConv
 
   label = 'googlenet'
 

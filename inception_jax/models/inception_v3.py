@@ -266,7 +266,8 @@ class InceptionV3(nn.Module):
       released 5x5/3 pool, which needs >= 299 px.
     width_multiplier: scales every channel count (1.0 = the published widths).
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
-    conv: the convolution factory every ConvBN uses.
+    conv: the convolution factory every ConvBN uses (``layers.FastConv``; ``nn.Conv`` is XLA's
+      plain lowering, same numbers).
   """
 
   num_classes: int = 1000
@@ -280,7 +281,7 @@ class InceptionV3(nn.Module):
   aux_adaptive: bool = False
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
-  conv: ModuleDef = nn.Conv
+  conv: ModuleDef = layers.FastConv
 
   label = 'inception_v3'
 

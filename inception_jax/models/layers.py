@@ -5,6 +5,11 @@ convolution through one factory attribute (``conv``, ``nn.Conv`` by default). A 
 convolution implementation for all of its layers at one place, the way Flax's ImageNet example
 passes ``conv=partial(nn.Conv, ...)`` down its blocks.
 
+:class:`FastConv` is the default factory: an ``nn.Conv`` with the same fields and parameters whose
+lowering suits XLA's CPU backend (1x1 convolutions as matrix products; the kernel gradient of
+convolutions on large grids as chunked im2col matrix products). It computes the same function as
+``nn.Conv`` (tests/test_layers.py compares values and gradients); see benchmarks/RESULTS.md.
+
 The pooling helpers reproduce PyTorch's (and so torchvision's) semantics exactly, because weights
 converted from torchvision must give the same logits: explicit symmetric padding, ``ceil_mode``
 (the last window may overhang the input as long as it starts inside it) and average pooling that
@@ -13,6 +18,7 @@ counts the zero padding in the divisor (``count_include_pad=True``). Pooling wor
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, Sequence
 
@@ -53,6 +59,173 @@ def scale_channels(channels: int, width_multiplier: float) -> int:
     return channels
   return max(1, int(round(channels * width_multiplier)))
 
+# ---------------------------------------------------------------------------------------------
+# Convolution lowered for speed (same numbers as nn.Conv).
+#
+# Measured on a 2-core AVX-512 CPU (benchmarks/RESULTS.md): XLA's convolution is fast in the
+# forward pass and for the input gradient, but a 1x1 convolution runs ~2-3x faster as a matrix
+# product, and the *kernel* gradient of a convolution over a large grid (56x56 and up) runs 3-5x
+# slower than the same contraction written as im2col + matrix product. ``conv2d`` keeps XLA's
+# convolution where it is good and uses matrix products where they are better; the kernel
+# gradient's im2col is built a few images at a time (a scan over the batch) so the patches stay
+# in cache instead of materialising [batch, H, W, kh*kw*C] at once.
+
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+# Kernel gradients of convolutions whose output grid has at least this many positions and whose
+# input has at least this many channels use chunked im2col (below it XLA's own is as fast).
+IM2COL_MIN_POSITIONS = 32 * 32
+IM2COL_MIN_CHANNELS = 48
+# Bytes of im2col patches per scan step (about the last-level cache of the measured CPU).
+IM2COL_CHUNK_BYTES = 32 << 20
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _lax_conv(x: Array, kernel: Array, strides: tuple[int, int], padding: Padding) -> Array:
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_NHWC)
+
+
+def _pointwise(kernel: Array, strides: tuple[int, int], padding: Padding) -> bool:
+  return (kernel.shape[:2] == (1, 1) and tuple(strides) == (1, 1)
+          and all(tuple(p) == (0, 0) for p in padding))
+
+
+def _taps(x: Array, kh: int, kw: int, strides: tuple[int, int], padding: Padding,
+          out_hw: tuple[int, int]) -> list[Array]:
+  """The kh*kw shifted (and strided) views of the padded input that meet each kernel tap."""
+  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  (oh, ow), (sh, sw) = out_hw, strides
+  return [jax.lax.slice(xp, (0, i, j, 0),
+                        (xp.shape[0], i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, xp.shape[3]),
+                        (1, sh, sw, 1))
+          for i in range(kh) for j in range(kw)]
+
+
+def _kernel_grad_im2col(x: Array, g: Array, kernel_shape: Sequence[int],
+                        strides: tuple[int, int], padding: Padding) -> Array:
+  """d(loss)/d(kernel) as patches^T @ g, accumulated in float32 over chunks of the batch."""
+  kh, kw, ci, co = kernel_shape
+  batch, oh, ow = g.shape[:3]
+  per_image = oh * ow * kh * kw * ci * x.dtype.itemsize
+  chunk = max(1, min(batch, IM2COL_CHUNK_BYTES // max(per_image, 1)))
+  while batch % chunk:
+    chunk -= 1
+
+  def partial_grad(xc, gc):
+    patches = jnp.concatenate(_taps(xc, kh, kw, strides, padding, (oh, ow)), axis=-1)
+    return jax.lax.dot_general(patches.reshape(-1, kh * kw * ci), gc.reshape(-1, co),
+                               (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+
+  if chunk == batch:
+    grad = partial_grad(x, g)
+  else:
+    xs = x.reshape(batch // chunk, chunk, *x.shape[1:])
+    gs = g.reshape(batch // chunk, chunk, *g.shape[1:])
+    grad = jax.lax.scan(lambda acc, xg: (acc + partial_grad(*xg), None),
+                        jnp.zeros((kh * kw * ci, co), jnp.float32), (xs, gs))[0]
+  return grad.reshape(kh, kw, ci, co)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv2d(x: Array, kernel: Array, strides: tuple[int, int], padding: Padding) -> Array:
+  """NHWC x HWIO convolution (no dilation, no groups) with CPU-friendly lowerings.
+
+  Same function as ``lax.conv_general_dilated(x, kernel, strides, padding,
+  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))``: 1x1 kernels run as a matrix product over the
+  channel axis; others use XLA's convolution forward. The backward pass is hand-written
+  (see ``_conv2d_bwd``). ``strides`` and ``padding`` ((lo, hi), (lo, hi)) must be hashable tuples.
+  """
+  if _pointwise(kernel, strides, padding):
+    return jax.lax.dot_general(x, kernel[0, 0], (((3,), (0,)), ((), ())))
+  return _lax_conv(x, kernel, strides, padding)
+
+
+def _conv2d_fwd(x, kernel, strides, padding):
+  return conv2d(x, kernel, strides, padding), (x, kernel)
+
+
+def _conv2d_bwd(strides, padding, residuals, g):
+  x, kernel = residuals
+  if _pointwise(kernel, strides, padding):
+    dx = jax.lax.dot_general(g, kernel[0, 0], (((3,), (1,)), ((), ())))
+    dk = jax.lax.dot_general(x, g, (((0, 1, 2), (0, 1, 2)), ((), ())),
+                             preferred_element_type=jnp.float32)
+    return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
+  # The input gradient is XLA's transposed convolution (fast on CPU).
+  dx = jax.vjp(lambda x_: _lax_conv(x_, kernel, strides, padding), x)[1](g)[0]
+  if g.shape[1] * g.shape[2] >= IM2COL_MIN_POSITIONS and x.shape[3] >= IM2COL_MIN_CHANNELS:
+    dk = _kernel_grad_im2col(x, g, kernel.shape, strides, padding).astype(kernel.dtype)
+  else:
+    dk = jax.vjp(lambda k_: _lax_conv(x, k_, strides, padding), kernel)[1](g)[0]
+  return dx, dk
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def _explicit_padding(padding: Any, in_hw: Sequence[int], kernel_hw: tuple[int, int],
+                      strides: tuple[int, int]) -> Padding | None:
+  """nn.Conv's padding forms as ((lo, hi), (lo, hi)); None for forms FastConv leaves to nn.Conv."""
+  if isinstance(padding, str):
+    if padding.upper() not in ('SAME', 'VALID'):
+      return None
+    pads = jax.lax.padtype_to_pads(tuple(in_hw), kernel_hw, strides, padding.upper())
+    return tuple((int(lo), int(hi)) for lo, hi in pads)
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  pads = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+  if len(pads) != 2 or any(len(p) != 2 for p in pads):
+    return None
+  return tuple((int(lo), int(hi)) for lo, hi in pads)
+
+
+class FastConv(nn.Conv):
+  """``nn.Conv`` (same fields, same ``kernel`` [kh, kw, in, out] and ``bias`` parameters, same
+  numbers) computed with :func:`conv2d`, for 2-D NHWC convolutions without dilation or groups.
+
+  Anything else (1-D/3-D, dilation, groups, a mask, an explicit ``precision``, circular padding,
+  unbatched input) falls back to ``nn.Conv``'s own computation, so it is a drop-in replacement. ``summary`` counts its MACs as
+  any ``nn.Conv``.
+  """
+
+  @nn.compact
+  def __call__(self, inputs: Array) -> Array:
+    kernel_size = ((self.kernel_size,) * 2 if isinstance(self.kernel_size, int)
+                   else tuple(self.kernel_size))
+    strides = self.strides if self.strides is not None else 1
+    strides = (strides,) * len(kernel_size) if isinstance(strides, int) else tuple(strides)
+    padding = None
+    if (inputs.ndim == 4 and len(kernel_size) == 2 and self.feature_group_count == 1
+        and self.input_dilation in (None, 1, (1, 1)) and self.kernel_dilation in (None, 1, (1, 1))
+        and self.mask is None and len(strides) == 2 and self.precision is None
+        and self.conv_general_dilated is None and self.conv_general_dilated_cls is None):
+      padding = _explicit_padding(self.padding, inputs.shape[1:3], kernel_size, strides)
+    if padding is None:
+      return self._plain_conv(inputs, kernel_size)
+    kernel = self.param('kernel', self.kernel_init,
+                        (*kernel_size, inputs.shape[-1], self.features), self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+    y = conv2d(inputs, kernel, strides, padding)
+    if bias is not None:
+      y = y + bias
+    return y
+
+  def _plain_conv(self, inputs: Array, kernel_size: tuple[int, ...]) -> Array:
+    """nn.Conv's computation, for the configurations conv2d does not cover."""
+    plain = nn.Conv(**{f.name: getattr(self, f.name) for f in dataclasses.fields(nn.Conv)
+                       if f.init and f.name not in ('parent', 'name')}, parent=None)
+    variables = {'params': {'kernel': self.param(
+        'kernel', self.kernel_init,
+        (*kernel_size, inputs.shape[-1] // self.feature_group_count, self.features),
+        self.param_dtype)}}
+    if self.use_bias:
+      variables['params']['bias'] = self.param('bias', self.bias_init, (self.features,),
+                                               self.param_dtype)
+    return plain.apply(variables, inputs)
+
+
 
 class ConvBN(nn.Module):
   """Convolution + BatchNorm + ReLU, torchvision's ``BasicConv2d``.
@@ -66,7 +239,8 @@ class ConvBN(nn.Module):
   Parameter layout: ``conv/kernel`` [kh, kw, in, out] (``conv/bias`` without BN) and ``bn/scale``,
   ``bn/bias`` with running statistics ``bn/mean``, ``bn/var`` in ``batch_stats``.
 
-  ``conv`` is called with ``nn.Conv``'s keyword arguments (features, kernel_size, strides,
+  ``conv`` (default :class:`FastConv`; ``nn.Conv`` gives XLA's plain lowering) is called with
+  ``nn.Conv``'s keyword arguments (features, kernel_size, strides,
   padding as ((lo, hi), (lo, hi)), use_bias, dtype, kernel_init, name='conv'); a replacement (e.g.
   a matmul for 1x1 kernels) must accept them and keep the ``conv/kernel`` layout so checkpoints and
   converted weights still load. ``summary`` counts MACs of ``nn.Conv``/``nn.Dense`` calls only.
@@ -79,7 +253,7 @@ class ConvBN(nn.Module):
   use_bn: bool = True
   width_multiplier: float = 1.0
   dtype: Dtype = jnp.float32
-  conv: ModuleDef = nn.Conv
+  conv: ModuleDef = FastConv
   norm: ModuleDef = nn.BatchNorm
   activation: Callable[[Array], Array] = nn.relu
 
@@ -147,14 +321,57 @@ def _pool_geometry(shape: Sequence[int], window: tuple[int, int], stride: tuple[
 
 def max_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
              padding: IntOrPair = 0, ceil_mode: bool = False) -> Array:
-  """``torch.nn.MaxPool2d`` on NHWC: padding and ceil-mode overhang never win the max."""
+  """``torch.nn.MaxPool2d`` on NHWC: padding and ceil-mode overhang never win the max.
+
+  The gradient goes to the first maximum of each window in row-major order, as PyTorch's CPU
+  kernel does; it is written as kh*kw masked strided additions, which XLA fuses into a few loops
+  (autodiff of ``reduce_window`` lowers to a select-and-scatter that measured several times slower
+  on CPU).
+  """
   window, padding = pair(window), pair(padding)
   stride = pair(stride) if stride is not None else window
   (oh, ow), (pad_h, pad_w) = _pool_geometry(x.shape[1:3], window, stride, padding, ceil_mode)
+  return _max_pool(x, window, stride, (tuple(pad_h), tuple(pad_w)), (oh, ow))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool(x: Array, window: tuple[int, int], stride: tuple[int, int],
+              pads: tuple[tuple[int, int], tuple[int, int]], out: tuple[int, int]) -> Array:
   y = jax.lax.reduce_window(
-      x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *stride, 1),
-      ((0, 0), pad_h, pad_w, (0, 0)))
-  return y[:, :oh, :ow, :]
+      x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, *window, 1), (1, *stride, 1),
+      ((0, 0), *pads, (0, 0)))
+  return y[:, :out[0], :out[1], :]
+
+
+def _max_pool_fwd(x, window, stride, pads, out):
+  y = _max_pool(x, window, stride, pads, out)
+  return y, (x, y)
+
+
+def _max_pool_bwd(window, stride, pads, out, residuals, g):
+  x, y = residuals
+  batch, h, w, c = x.shape
+  (lo_h, hi_h), (lo_w, hi_w) = pads
+  xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)), constant_values=-jnp.inf)
+  hp, wp = xp.shape[1:3]
+  (oh, ow), (sh, sw) = out, stride
+  zero = jnp.zeros((), g.dtype)
+  taken = None
+  dxp = None
+  for i in range(window[0]):
+    for j in range(window[1]):
+      end_h, end_w = i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1
+      tap = jax.lax.slice(xp, (0, i, j, 0), (batch, end_h, end_w, c), (1, sh, sw, 1))
+      first = tap == y if taken is None else (tap == y) & ~taken
+      taken = first if taken is None else taken | first
+      # Scatter this tap's share back onto the padded grid: a strided (interior-padded) pad.
+      part = jax.lax.pad(jnp.where(first, g, zero), zero,
+                         ((0, 0, 0), (i, hp - end_h, sh - 1), (j, wp - end_w, sw - 1), (0, 0, 0)))
+      dxp = part if dxp is None else dxp + part
+  return (dxp[:, lo_h:lo_h + h, lo_w:lo_w + w, :],)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def avg_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
@@ -245,7 +462,7 @@ def dense(features: int, dtype: Dtype, name: str, use_bias: bool = True) -> nn.D
 
 
 def conv_block(use_bn: bool, width_multiplier: float, dtype: Dtype,
-               conv: ModuleDef = nn.Conv) -> ModuleDef:
+               conv: ModuleDef = FastConv) -> ModuleDef:
   """The one ConvBN factory a model hands to all of its blocks."""
   return functools.partial(ConvBN, use_bn=use_bn, width_multiplier=width_multiplier,
                            dtype=dtype, conv=conv)
@@ -295,7 +512,7 @@ def check_images(model_name: str, images: Array, min_size: int, fix: str) -> Non
 
 
 __all__ = [
-    'ConvBN', 'ModelOutput', 'adaptive_avg_pool', 'avg_pool', 'check_choice', 'check_config',
-    'check_images', 'conv_block', 'conv_output_size', 'dense', 'global_avg_pool',
+    'ConvBN', 'FastConv', 'ModelOutput', 'adaptive_avg_pool', 'avg_pool', 'check_choice',
+    'check_config', 'check_images', 'conv2d', 'conv_block', 'conv_output_size', 'dense', 'global_avg_pool',
     'local_response_norm', 'max_pool', 'pair', 'pool_output_size', 'scale_channels',
 ]

@@ -1,0 +1,126 @@
+"""The fast lowerings compute the same function as the plain ones, values and gradients.
+
+``FastConv`` vs ``nn.Conv`` and the custom-gradient ``max_pool`` vs autodiff of ``reduce_window``,
+on every kernel/stride/padding form GoogLeNet and Inception v3 use (1x1, 3x3, 5x5, 7x7/2, 1x7,
+7x1, 1x3, 3x1, VALID and padded, stride 1 and 2), including the im2col path of the kernel gradient
+(large grids) and its chunked scan over the batch.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from inception_jax.models import layers
+
+# (H=W, in, out, kernel, stride, padding): the layer forms of both models, small.
+CASES = [
+    (9, 5, 7, (1, 1), 1, 0),          # 1x1 (matrix product, both directions)
+    (9, 5, 7, (3, 3), 1, 1),          # 3x3 padded
+    (10, 4, 6, (3, 3), 2, 0),         # 3x3/2 VALID (grid reductions, v3 stem)
+    (9, 4, 3, (5, 5), 1, 2),          # 5x5
+    (11, 3, 4, (7, 7), 2, 3),         # GoogLeNet conv1 7x7/2
+    (8, 4, 5, (1, 7), 1, (0, 3)),     # v3 1x7 / 7x1, 1x3 / 3x1
+    (8, 4, 5, (7, 1), 1, (3, 0)),
+    (8, 4, 5, (3, 1), 1, (1, 0)),
+    (5, 6, 4, (1, 1), 2, 0),          # strided 1x1 (not in the models: conv path)
+    (9, 5, 7, (3, 3), 1, 'SAME'),
+]
+
+
+def _conv_pair(features, kernel, stride, padding, use_bias=False, dtype=jnp.float32):
+  kw = dict(features=features, kernel_size=kernel, strides=stride, padding=padding,
+            use_bias=use_bias, dtype=dtype)
+  return nn.Conv(**kw), layers.FastConv(**kw)
+
+
+def _check(plain, fast, x, rtol=1e-5):
+  variables = plain.init(jax.random.PRNGKey(0), x)
+  fast_vars = fast.init(jax.random.PRNGKey(0), x)
+  # Same parameter names, shapes and (same initialiser, same key) values.
+  jax.tree.map(np.testing.assert_array_equal, variables, fast_vars)
+  if 'bias' in variables['params']:
+    variables = jax.tree.map(lambda v: v, variables)
+    variables['params']['bias'] = jnp.linspace(-1, 1, variables['params']['bias'].size)
+  w = jnp.asarray(np.random.RandomState(1).standard_normal(
+      plain.apply(variables, x).shape), jnp.float32)
+
+  def loss(module):
+    return lambda v, x: jnp.sum(jnp.sin(module.apply(v, x).astype(jnp.float32)) * w)
+
+  ref_y, fast_y = plain.apply(variables, x), jax.jit(fast.apply)(variables, x)
+  scale = float(jnp.abs(ref_y).max())
+  np.testing.assert_allclose(np.asarray(fast_y, np.float32), np.asarray(ref_y, np.float32),
+                             atol=rtol * scale, rtol=0)
+  ref_g = jax.grad(loss(plain), argnums=(0, 1))(variables, x)
+  fast_g = jax.jit(jax.grad(loss(fast), argnums=(0, 1)))(variables, x)
+  for a, b in zip(jax.tree.leaves(ref_g), jax.tree.leaves(fast_g)):
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    np.testing.assert_allclose(b, a, atol=rtol * float(np.abs(a).max()), rtol=0)
+
+
+@pytest.mark.parametrize('size,cin,cout,kernel,stride,padding', CASES)
+def test_fast_conv_matches_nn_conv(size, cin, cout, kernel, stride, padding):
+  x = jnp.asarray(np.random.RandomState(0).standard_normal((2, size, size, cin)), jnp.float32)
+  _check(*_conv_pair(cout, kernel, stride, padding, use_bias=True), x)
+
+
+@pytest.mark.parametrize('kernel,stride,padding', [((3, 3), 1, 1), ((3, 3), 2, 0),
+                                                   ((7, 7), 2, 3), ((1, 1), 1, 0)])
+def test_kernel_gradient_im2col_path(monkeypatch, kernel, stride, padding):
+  """Large grids take the chunked im2col kernel gradient; force it (and a 1-image chunk)."""
+  monkeypatch.setattr(layers, 'IM2COL_MIN_POSITIONS', 1)
+  monkeypatch.setattr(layers, 'IM2COL_MIN_CHANNELS', 1)
+  for chunk_bytes in (1, 1 << 30):  # one image per scan step; the whole batch at once
+    monkeypatch.setattr(layers, 'IM2COL_CHUNK_BYTES', chunk_bytes)
+    x = jnp.asarray(np.random.RandomState(2).standard_normal((4, 12, 12, 6)), jnp.float32)
+    _check(*_conv_pair(5, kernel, stride, padding), x)
+
+
+def test_fast_conv_bfloat16_close_to_nn_conv():
+  x = jnp.asarray(np.random.RandomState(0).standard_normal((2, 9, 9, 8)), jnp.float32)
+  for kernel, padding in (((1, 1), 0), ((3, 3), 1)):
+    _check(*_conv_pair(8, kernel, 1, padding, dtype=jnp.bfloat16), x, rtol=3e-2)
+
+
+def test_fast_conv_falls_back_to_nn_conv():
+  """Forms conv2d does not cover (groups, dilation, 1-D) still compute what nn.Conv computes."""
+  rs = np.random.RandomState(0)
+  x = jnp.asarray(rs.standard_normal((2, 9, 9, 4)), jnp.float32)
+  for kw in (dict(feature_group_count=2), dict(kernel_dilation=2), dict(padding='CIRCULAR')):
+    args = dict(features=4, kernel_size=(3, 3), **kw)
+    _check(nn.Conv(**args), layers.FastConv(**args), x)
+  x1 = jnp.asarray(rs.standard_normal((2, 9, 4)), jnp.float32)
+  _check(nn.Conv(3, (3,)), layers.FastConv(3, (3,)), x1)
+
+
+def _reference_max_pool(x, window, stride, padding, ceil_mode):
+  window, padding = layers.pair(window), layers.pair(padding)
+  stride = layers.pair(stride) if stride is not None else window
+  (oh, ow), (pad_h, pad_w) = layers._pool_geometry(x.shape[1:3], window, stride, padding,
+                                                   ceil_mode)
+  y = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *stride, 1),
+                            ((0, 0), pad_h, pad_w, (0, 0)))
+  return y[:, :oh, :ow, :]
+
+
+@pytest.mark.parametrize('size,window,stride,padding,ceil_mode', [
+    (9, 3, 2, 0, True), (8, 3, 2, 0, True), (9, 3, 1, 1, True), (8, 2, 2, 0, True),
+    (35, 3, 2, 0, False), (7, 3, 2, 1, False)])
+def test_max_pool_gradient_matches_autodiff(size, window, stride, padding, ceil_mode):
+  x = jnp.asarray(np.random.RandomState(0).standard_normal((2, size, size, 3)), jnp.float32)
+  args = (window, stride, padding, ceil_mode)
+  w = jnp.asarray(np.random.RandomState(1).standard_normal(
+      _reference_max_pool(x, *args).shape), jnp.float32)
+  ref = lambda x: jnp.sum(_reference_max_pool(x, *args) * w)
+  new = lambda x: jnp.sum(layers.max_pool(x, *args) * w)
+  np.testing.assert_array_equal(layers.max_pool(x, *args), _reference_max_pool(x, *args))
+  np.testing.assert_allclose(jax.jit(jax.grad(new))(x), jax.grad(ref)(x), atol=1e-6)
+
+
+def test_max_pool_gradient_goes_to_the_first_maximum():
+  """Ties (e.g. ReLU zeros) send the whole gradient to the first maximum, as PyTorch does."""
+  x = jnp.zeros((1, 2, 2, 1), jnp.float32)
+  g = jax.grad(lambda x: jnp.sum(layers.max_pool(x, 2, 2)))(x)
+  np.testing.assert_array_equal(np.asarray(g)[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
