@@ -33,7 +33,7 @@ def _fail(message: str) -> None:
 def _define_flags() -> None:
   """Defines the flags; config_flags already applies ``--config.KEY=VALUE`` here, so a bad key
   or value is reported as one line instead of a traceback."""
-  global _CONFIG, _WORKDIR, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST
+  global _CONFIG, _WORKDIR, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST, _HEARTBEAT
   try:
     _CONFIG = config_flags.DEFINE_config_file(
         'config', _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).',
@@ -57,6 +57,10 @@ def _define_flags() -> None:
   _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process in [0, num_processes).')
   _MULTIHOST = flags.DEFINE_bool(
       'multihost', False, 'Force jax.distributed.initialize() with cluster auto-detection.')
+  _HEARTBEAT = flags.DEFINE_integer(
+      'heartbeat_timeout', None, 'Multi-process: seconds without a heartbeat after which a '
+      "vanished process is declared dead and the others stop (JAX's default: 100).",
+      lower_bound=1)
 
 
 def _parse_flags(argv):
@@ -88,7 +92,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
     errors.hide_library_tracebacks()         # e.g. a full disk: one line, then ours
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
-                                        _PROCESS_ID.value, force=_MULTIHOST.value)
+                                        _PROCESS_ID.value, force=_MULTIHOST.value,
+                                        heartbeat_timeout=_HEARTBEAT.value)
   try:
     result = loop.train_and_evaluate(config, _WORKDIR.value)
   except OSError as e:  # the workdir filled up or became read-only (metrics, config.json, ...)

@@ -21,9 +21,6 @@ two test-only additions, both inert unless asked for:
                   file past 4 KiB fails with EFBIG (RLIMIT_FSIZE, a real kernel-level failure
                   that reaches Orbax and TensorStore like ENOSPC would)
 
-  ``INCEPTION_JAX_HEARTBEAT=SECONDS`` shortens jax.distributed's heartbeat timeout (multi-process
-  tests).
-
 Usage: ``python tests/fault_helpers.py --config=tests/fault_config.py --workdir=DIR [...]``.
 The module also holds the helpers the tests share (running it, reading results).
 """
@@ -136,16 +133,6 @@ def register_tinynet() -> None:
   models._REGISTRY.setdefault('tinynet', (RegisteredTinyNet, 'test model (tests/fault_helpers)'))  # pylint: disable=protected-access
 
 
-def _patch_heartbeat(seconds: int) -> None:
-  import jax  # pylint: disable=g-import-not-at-top
-  original = jax.distributed.initialize
-
-  def initialize(*args, **kwargs):
-    kwargs.setdefault('heartbeat_timeout_seconds', seconds)
-    return original(*args, **kwargs)
-  jax.distributed.initialize = initialize
-
-
 def main() -> None:
   sys.path.insert(0, REPO)
   sys.path.insert(0, TESTS)
@@ -153,8 +140,6 @@ def main() -> None:
   import train  # pylint: disable=g-import-not-at-top
   from absl import app  # pylint: disable=g-import-not-at-top
   register_tinynet()
-  if os.environ.get('INCEPTION_JAX_HEARTBEAT'):
-    _patch_heartbeat(int(os.environ['INCEPTION_JAX_HEARTBEAT']))
   if os.environ.get(FAULT_ENV):
     install_fault(os.environ[FAULT_ENV])
   train._define_flags()  # pylint: disable=protected-access

@@ -367,14 +367,14 @@ def _two_processes(workdir, faults, env, timeout=240):
   port = _free_port()
   procs = []
   for i, fault in enumerate(faults):
-    extra = dict(env, INCEPTION_JAX_HEARTBEAT='15')
+    extra = dict(env)
     if fault:
       extra[fh.FAULT_ENV] = fault
     procs.append(subprocess.Popen(
         [sys.executable, os.path.join(fh.TESTS, 'fault_helpers.py'),
          f'--config={os.path.join(fh.TESTS, "fault_config.py")}', f'--workdir={workdir}',
          '--config.num_train_steps=8', f'--coordinator_address=127.0.0.1:{port}',
-         '--num_processes=2', f'--process_id={i}'],
+         '--num_processes=2', f'--process_id={i}', '--heartbeat_timeout=15'],
         cwd=fh.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=fh.env(**extra)))
   results = []

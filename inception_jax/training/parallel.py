@@ -60,13 +60,18 @@ def launched_as_one_of_many() -> bool:
 def maybe_initialize_distributed(coordinator_address: str | None = None,
                                  num_processes: int | None = None,
                                  process_id: int | None = None, *,
-                                 force: bool = False) -> bool:
+                                 force: bool = False,
+                                 heartbeat_timeout: int | None = None) -> bool:
   """Calls ``jax.distributed.initialize`` when this process is one of many; returns whether it did.
 
   Explicit arguments (or ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``)
   win; otherwise JAX auto-detects the cluster (TPU pod, SLURM, Open MPI, Kubernetes) when
   :func:`launched_as_one_of_many` or ``force`` says so. Must run before any other JAX call.
+  ``heartbeat_timeout`` (seconds; JAX's default 100 when None) bounds how long the job waits for a
+  process that vanished without closing its connections before every process is stopped.
   """
+  options = ({} if heartbeat_timeout is None
+             else {'heartbeat_timeout_seconds': int(heartbeat_timeout)})
   coordinator_address = coordinator_address or os.environ.get('JAX_COORDINATOR_ADDRESS') or None
   num_processes = num_processes if num_processes is not None else _env_int('JAX_NUM_PROCESSES')
   process_id = process_id if process_id is not None else _env_int('JAX_PROCESS_ID')
@@ -78,10 +83,10 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
                         'and --process_id (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, '
                         'JAX_PROCESS_ID)')
     jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
+                               num_processes=num_processes, process_id=process_id, **options)
     return True
   if force or launched_as_one_of_many():
-    jax.distributed.initialize()
+    jax.distributed.initialize(**options)
     return True
   return False
 
