@@ -349,8 +349,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
       log_every = int(config.log_every_steps)
       ckpt_every = int(config.checkpoint_every_steps or 0)
       eval_every = int(config.eval_every_steps or 0)
-      progress = _progress(show_progress, is_main, total_steps, start_step)
-      say.bar = progress
+      progress = None  # created after the first step, so compile time does not skew the ETA
       pending = []
       window_start, window_steps, paused = None, 0, 0.0
       loop_start = time.time()
@@ -375,7 +374,9 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
             jax.block_until_ready(metrics)
             say(f'first step (compilation included) took {time.time() - loop_start:.1f} s')
             window_start, window_steps = time.time(), 0
-          if progress is not None:
+            progress = _progress(show_progress, is_main, total_steps, step)
+            say.bar = progress
+          elif progress is not None:
             progress.update(1)
           if step % log_every == 0 or step == total_steps:
             check_finite(state)
@@ -389,7 +390,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
             say(_fmt_train(step, total_steps, mean, images_per_s))
             if progress is not None:
               progress.set_postfix(loss=f'{mean["loss"]:.3f}', top1=f'{100 * mean["top1"]:.1f}%',
-                                   img_s=f'{images_per_s:.0f}', refresh=False)
+                                   img_s=f'{images_per_s:.0f}')
             window_start, window_steps, paused = time.time(), 0, 0.0
           if ckpt_every and step % ckpt_every == 0 and step < total_steps:
             jax.block_until_ready(metrics)  # the step's time is training time, not pause
