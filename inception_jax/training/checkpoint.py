@@ -179,7 +179,8 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True,
                read_only: bool = False):
-    self.directory = os.path.abspath(os.fspath(directory))
+    directory = os.fspath(directory)
+    self.directory = directory if '://' in directory else os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep if keep and keep > 0 else None, create=not read_only,
         read_only=read_only, enable_async_checkpointing=async_save)
