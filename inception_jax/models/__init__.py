@@ -21,6 +21,7 @@ import flax.linen as nn
 from inception_jax.errors import UserError
 from inception_jax.models.googlenet import GoogLeNet
 from inception_jax.models.inception_v3 import InceptionV3
+from inception_jax.models.init import init_variables
 from inception_jax.models.layers import ModelOutput
 
 # name -> (constructor, one-line description). Field values here are what makes each variant.
@@ -80,4 +81,4 @@ def create(name: str, **overrides: Any) -> nn.Module:
   return model
 
 
-__all__ = ['ModelOutput', 'available', 'config_fields', 'create', 'describe']
+__all__ = ['ModelOutput', 'available', 'config_fields', 'create', 'describe', 'init_variables']
