@@ -167,6 +167,16 @@ def test_flipped_byte_is_caught_by_the_inference_loader_too(reference, tmp_path,
     restore.load_for_inference(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
 
 
+def test_init_from_refuses_a_damaged_checkpoint(reference, tmp_path):
+  workdir = _copy(reference, tmp_path)
+  _flip_byte_in_params(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
+  with pytest.raises(UserError, match=r'checkpoints/8 is damaged \(checksum mismatch in params\)'):
+    ckpt_lib.load_pretrained(str(workdir))
+  _remove_data_file(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
+  with pytest.raises(UserError, match=r'checkpoints/8 is damaged \(ValueError: '):
+    ckpt_lib.load_pretrained(str(workdir))
+
+
 def test_when_every_checkpoint_is_damaged_nothing_is_moved_and_the_run_stops(reference, tmp_path):
   workdir = _copy(reference, tmp_path)
   for step in ('3', '6', '8'):
@@ -346,7 +356,7 @@ def test_killed_runs_resume_from_the_last_commit_and_end_bit_identical(tmp_path,
   final_ref = fh.read_metadata(str(tmp_path / 'reference'), 12)
   final = fh.read_metadata(workdir, 12)
   assert final['checksums'] == final_ref['checksums'], history
-  assert fh.last_line(proc.stdout) .split(';')[0] == fh.last_line(ref.stdout).split(';')[0]
+  assert fh.last_line(proc.stdout).split(';')[0] == fh.last_line(ref.stdout).split(';')[0]
   # Every unfinished save was moved aside, none deleted.
   moved = sorted(os.listdir(integrity.quarantine_dir(workdir)))
   assert '4-unfinished-save' in moved and '10-unfinished-save' in moved, (moved, history)

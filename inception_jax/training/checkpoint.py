@@ -300,12 +300,36 @@ def load_pretrained(path: str) -> tuple[dict[str, Any], dict[str, Any], dict[str
       ckpt = Checkpointer(directory, read_only=True)
       step = ckpt.latest_step()
       if step is not None:
-        raw = ckpt.restore_raw(step)
-        meta = ckpt.read_metadata(step)
-        ckpt.close()
+        try:
+          raw, meta = _read_verified(ckpt, step)
+        finally:
+          ckpt.close()
         return raw['params'], raw.get('batch_stats') or {}, meta
       ckpt.close()
   raise UserError(f'init_from={path!r} holds no checkpoint (looked in {" and ".join(candidates)})')
+
+
+def _read_verified(ckpt: Checkpointer, step: int) -> tuple[dict[str, Any], dict[str, Any]]:
+  """The raw state and metadata of ``step``, checked against the recorded sha256 checksums;
+  UserError naming the step when it is unreadable or altered (never used silently)."""
+  where = os.path.join(ckpt.directory, str(step))
+  try:
+    meta = ckpt.read_metadata(step)
+    raw = ckpt.restore_raw(step)
+  except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
+    raise UserError(f'checkpoint {where} is damaged ({_write_reason(e)}); use another one') from None
+  items = meta.get('checksums')
+  if isinstance(items, dict):
+    bad = [k for k in ('params', 'batch_stats') if k in raw and items.get(k)
+           and state_checksum(raw[k]) != items[k]]
+  elif meta.get('checksum') and set(raw) <= {'params', 'batch_stats'}:  # a converted checkpoint
+    bad = [] if state_checksum(raw) == meta['checksum'] else ['params/batch_stats']
+  else:
+    bad = []
+  if bad:
+    raise UserError(f'checkpoint {where} is damaged (checksum mismatch in {", ".join(bad)}); '
+                    'use another one')
+  return raw, meta
 
 
 def merge_pretrained(params: PyTree, pretrained: PyTree) -> tuple[PyTree, list[str], list[str]]:
