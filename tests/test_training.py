@@ -94,6 +94,22 @@ def test_loss_goes_down_on_digits_in_a_few_steps(googlenet):
   assert last < 0.8 * first and last_main < first_main, seen
 
 
+def test_create_train_state_matches_the_abstract_state():
+  model = models.create('googlenet', num_classes=10, width_multiplier=0.125)
+  tx = optimizers.create_optimizer(tiny_config(), lambda s: 0.1)
+  state = state_lib.create_train_state(model, tx, image_size=SIZE, seed=3, ema=True)
+  abstract = jax.eval_shape(state_lib.make_init_fn(model, tx, image_size=SIZE, ema=True),
+                            jax.random.PRNGKey(3))
+  assert jax.tree.structure(state) == jax.tree.structure(abstract)
+  for x, a in zip(jax.tree.leaves(state), jax.tree.leaves(abstract)):
+    assert isinstance(x, np.ndarray) and x.shape == a.shape and x.dtype == a.dtype
+  # Aux heads are initialised too, and the state is a pure function of the seed.
+  assert {'aux1', 'aux2'} <= set(state.params)
+  again = state_lib.create_train_state(model, tx, image_size=SIZE, seed=3, ema=True)
+  assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(again)))
+  np.testing.assert_array_equal(state.rng, jax.random.split(jax.random.PRNGKey(3))[1])
+
+
 @pytest.fixture(scope='module')
 def tiny():
   model = TinyNet()

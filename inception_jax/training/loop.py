@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -177,8 +178,8 @@ class Programs:
   model: Any
   tx: Any
   learning_rate_fn: Callable
-  init_fn: Callable          # key -> TrainState (under jax.jit)
-  abstract_state: Any        # jax.eval_shape of init_fn
+  init_fn: Callable          # seed -> fresh TrainState (host numpy)
+  abstract_state: Any        # the TrainState's shapes and dtypes (for restoring)
   train_step: Callable       # DataParallel-mapped train_step, state donated
   eval_step: Callable        # DataParallel-mapped eval_step
 
@@ -214,7 +215,9 @@ def build_programs(config: Any, dp: parallel.DataParallel, *, num_classes: int,
   # before anything is compiled.
   abstract_state = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
   programs = Programs(
-      model=model, tx=tx, learning_rate_fn=lr_fn, init_fn=state_lib.jit_init(init_fn),
+      model=model, tx=tx, learning_rate_fn=lr_fn,
+      init_fn=functools.partial(state_lib.create_train_state, model, tx,
+                                image_size=config.image_size, ema=ema_decay > 0),
       abstract_state=abstract_state,
       train_step=dp.train_step(step_lib.make_train_step(
           model, tx, lr_fn, aux_weight=float(config.aux_weight),
@@ -292,7 +295,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
       resumed_from = int(host_state.step)
       say(f'resuming from the checkpoint at step {resumed_from} in {checkpointer.directory}')
     else:
-      host_state = jax.device_get(programs.init_fn(jax.random.PRNGKey(config.seed)))
+      host_state = programs.init_fn(seed=config.seed)
       if config.get('init_from'):
         host_state = _init_from(config.init_from, host_state, say)
 

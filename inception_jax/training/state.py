@@ -11,6 +11,7 @@ from typing import Any, Callable
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 PyTree = Any
@@ -49,30 +50,36 @@ class TrainState:
 
 def create_train_state(model: Any, tx: optax.GradientTransformation, *, image_size: int,
                        seed: int, ema: bool) -> TrainState:
-  """Initialises the model and optimiser under ``jax.jit`` (one compile, no eager op-by-op init).
+  """A fresh TrainState as host numpy arrays, initialised fast (no compiled ``model.init``).
 
-  The init key and the base dropout key are both split from ``seed``; the dummy batch has two
-  examples so BatchNorm statistics are well defined.
+  The parameters come from ``models.init_variables`` (the initialisers' distributions, one fused
+  random draw: about a second where ``jax.jit(model.init)`` compiled for 15-40 s on the 2-core
+  CPU); the optimiser state from ``jax.jit(tx.init)``. The init key and the run's base key
+  (dropout) are split from ``seed`` exactly as in :func:`make_init_fn`, whose ``jax.eval_shape``
+  gives this state's structure.
   """
-  return jit_init(make_init_fn(model, tx, image_size=image_size, ema=ema))(
-      jax.random.PRNGKey(seed))
-
-
-def jit_init(init_fn: Callable[[jax.Array], TrainState]) -> Callable[[jax.Array], TrainState]:
-  """``jax.jit(init_fn)``; on CPU compiled without backend optimisation.
-
-  The initialiser runs once, so its compile time is all that matters: XLA:CPU's optimised build of
-  the random-number kernels for every parameter took 40 s for GoogLeNet on a loaded 2-core machine,
-  13 s at ``xla_backend_optimization_level=0``; the values agree to within one rounding step.
-  """
-  if jax.default_backend() == 'cpu':
-    return jax.jit(init_fn, compiler_options={'xla_backend_optimization_level': 0})
-  return jax.jit(init_fn)
+  from inception_jax.models import init_variables  # pylint: disable=g-import-not-at-top
+  init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
+  variables = init_variables(model, init_key, image_size, batch_size=2, train=True)
+  params = variables['params']
+  batch_stats = variables.get('batch_stats', {})
+  opt_state = jax.jit(tx.init)(params)
+  state = TrainState(
+      step=np.zeros((), np.int32),
+      params=params,
+      batch_stats=batch_stats,
+      opt_state=opt_state,
+      ema_params=params if ema else {},
+      rng=run_key,
+      nonfinite_step=np.full((), -1, np.int32),
+      nonfinite_what=np.zeros((), np.int32))
+  return jax.tree.map(np.array, jax.device_get(state))
 
 
 def make_init_fn(model: Any, tx: optax.GradientTransformation, *, image_size: int,
                  ema: bool) -> Callable[[jax.Array], TrainState]:
-  """``key -> TrainState``; use with ``jax.eval_shape`` for the abstract state (no compute)."""
+  """``key -> TrainState`` with ``model.init``: use with ``jax.eval_shape`` for the abstract state
+  (the structure :func:`create_train_state` fills and checkpoints restore into)."""
 
   def init(key: jax.Array) -> TrainState:
     init_key, run_key = jax.random.split(key)
