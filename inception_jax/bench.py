@@ -1,0 +1,790 @@
+r"""Training and evaluation speed of a model, side by side with torchvision on the same machine.
+
+    python -m inception_jax.bench --model googlenet_tv --batch 32 --size 224 --compare torchvision
+    python -m inception_jax.bench --model inception_v3 --batch 16 --size 299 --half --json v3.json
+
+Reports, for the training step (the training system's own ``train_step``: loss main + aux_weight x
+sum of aux, SGD momentum update, BatchNorm statistics) and the evaluation step:
+
+* images/s: median over ``--steps`` timed steps after ``--warmup`` steps, with min and max;
+* compilation time, and initialisation time (``models.init_variables`` + optimiser state, or the
+  training system's ``create_train_state`` with ``--init train_state``);
+* achieved FLOP/s from the model's multiply-adds (``summary.count_macs``): training counts
+  3 x 2 x MACs per image with the aux heads, evaluation 2 x MACs without; and that as a
+  percentage of the machine's peak, measured in the same run as a large matrix product on the
+  same backend (float32, or bfloat16 with ``--half``);
+* peak host memory (and device memory on a GPU);
+* the real input pipeline (``inception_jax.data``: tf.data decoding and the training
+  augmentation) in images/s, on a synthetic JPEG image folder at the benchmark size written to a
+  temporary directory (``--pipeline folder``), or on the bundled digits (``--pipeline digits``);
+* with ``--loop``: the whole training loop (``training.loop.train_and_evaluate``) against the bare
+  step, once on the synthetic folder and once fed a constant in-memory batch (the loop's own
+  overhead);
+* with ``--compare torchvision``: the same model, batch, size and loss in PyTorch in the same
+  process (``torch.set_num_threads`` = the CPUs JAX uses; NCHW and channels_last, the best of the
+  two is the reference; bfloat16 autocast with ``--half``; CUDA when JAX runs on a GPU), and the
+  ratio ours / theirs. Needs the ``bench`` extra (``pip install 'inception_jax[bench]'``).
+
+Host options that change speed but not numbers (all opt-in, recorded in the JSON): ``--allocator
+tcmalloc`` re-executes the benchmark with tcmalloc preloaded (XLA:CPU allocates its buffers
+afresh on every call and glibc returns big blocks to the kernel, so every step page-faults its
+whole working set back in; see benchmarks/RESULTS.md), and ``--xla-flags`` appends to
+``XLA_FLAGS``. Neither is set for you anywhere else in the package.
+
+``--json FILE`` writes every figure (keys documented in :data:`JSON_KEYS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Sequence
+
+from inception_jax import errors
+from inception_jax.errors import UserError
+
+# Top-level keys of the --json output (tests check them).
+JSON_KEYS = ('model', 'batch', 'size', 'dtype', 'steps', 'warmup', 'machine', 'versions',
+             'options', 'macs_per_image', 'flops_per_image', 'peak', 'init', 'train', 'eval',
+             'memory', 'pipeline', 'loop', 'compare')
+# Keys of 'train' and 'eval'.
+STEP_KEYS = ('compile_seconds', 'images_per_second', 'step_seconds', 'flops_per_second',
+             'percent_of_peak')
+
+# Dense bf16 tensor-core peak of GPUs we know (FLOP/s), for MFU against the data sheet.
+SPEC_PEAK_BF16 = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12}
+
+_ALLOCATORS = {
+    'tcmalloc': ('libtcmalloc_minimal.so.4', 'libtcmalloc.so.4'),
+    'jemalloc': ('libjemalloc.so.2',),
+}
+_LIB_DIRS = ('/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib',
+             '/usr/local/lib')
+_REEXEC_MARK = 'INCEPTION_JAX_BENCH_ALLOCATOR'
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+  class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit status 2, like every entry point
+      raise UserError(f'{message} (see python -m inception_jax.bench --help)')
+
+  p = Parser(prog='python -m inception_jax.bench', description=__doc__.split('\n\n')[0],
+             formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--model', default='googlenet_tv', help='registry name (default googlenet_tv)')
+  p.add_argument('--batch', type=int, default=32)
+  p.add_argument('--size', type=int, default=224, help='square image side in pixels')
+  p.add_argument('--steps', type=int, default=10, help='timed steps (median/min/max over them)')
+  p.add_argument('--warmup', type=int, default=2, help='untimed steps after compilation')
+  p.add_argument('--half', action='store_true', help='bfloat16 compute (parameters float32)')
+  p.add_argument('--compare', choices=('torchvision',), default=None)
+  p.add_argument('--json', default=None, help='write all figures to this file')
+  p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                 help='model override, e.g. --set width_multiplier=0.5 (repeatable)')
+  p.add_argument('--num-classes', type=int, default=1000)
+  p.add_argument('--aux-weight', type=float, default=None,
+                 help='default 0.3 for GoogLeNet (paper section 5), 0.4 for Inception v3')
+  p.add_argument('--plain-conv', action='store_true',
+                 help="XLA's plain nn.Conv instead of layers.FastConv (same numbers)")
+  p.add_argument('--init', choices=('fast', 'train_state'), default='fast',
+                 help="fast: models.init_variables; train_state: the training system's "
+                 'create_train_state (jit of model.init)')
+  p.add_argument('--pipeline', choices=('folder', 'digits', 'none'), default='folder')
+  p.add_argument('--pipeline-batches', type=int, default=8)
+  p.add_argument('--loop', action='store_true', help='also time the whole training loop')
+  p.add_argument('--no-eval', action='store_true', help='skip the evaluation step')
+  p.add_argument('--peak-size', type=int, default=None,
+                 help='side of the square matrix product that measures the peak '
+                 '(default 3072 on CPU, 8192 on GPU)')
+  p.add_argument('--threads', type=int, default=None,
+                 help='torch threads for --compare (default: the CPUs this process may use)')
+  p.add_argument('--allocator', choices=('system', 'tcmalloc', 'jemalloc'), default='system',
+                 help='re-run with this malloc preloaded (Linux; see the module docstring)')
+  p.add_argument('--xla-flags', default='', help='appended to XLA_FLAGS (opt-in tuning)')
+  args = p.parse_args(argv)
+  for name in ('batch', 'size', 'steps', 'num_classes', 'pipeline_batches'):
+    if getattr(args, name) < 1:
+      raise UserError(f'--{name.replace("_", "-")} must be >= 1 (got {getattr(args, name)})')
+  if args.warmup < 0:
+    raise UserError(f'--warmup must be >= 0 (got {args.warmup})')
+  return args
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+  import ast  # pylint: disable=g-import-not-at-top
+  out = {}
+  for item in items:
+    if '=' not in item:
+      raise UserError(f'--set expects KEY=VALUE, got {item!r}')
+    key, value = item.split('=', 1)
+    try:
+      out[key.strip()] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[key.strip()] = value
+  return out
+
+
+# ----------------------------------------------------------------------------- host set-up
+
+
+def find_allocator(name: str) -> str | None:
+  """Path of the shared library for ``name`` ('tcmalloc' or 'jemalloc'), or None."""
+  for directory in _LIB_DIRS:
+    for lib in _ALLOCATORS[name]:
+      path = os.path.join(directory, lib)
+      if os.path.exists(path):
+        return path
+  return None
+
+
+def _loaded_allocator() -> str:
+  try:
+    with open('/proc/self/maps') as f:
+      maps = f.read()
+  except OSError:
+    return 'unknown'
+  for name, libs in _ALLOCATORS.items():
+    if any(lib.split('.so')[0] in maps for lib in libs):
+      return name
+  return 'system'
+
+
+def maybe_reexec(args: argparse.Namespace, argv: Sequence[str]) -> None:
+  """Re-executes this benchmark with ``--allocator`` preloaded (before JAX is imported)."""
+  if args.allocator == 'system' or os.environ.get(_REEXEC_MARK) == args.allocator:
+    return
+  if _loaded_allocator() == args.allocator:
+    return
+  path = find_allocator(args.allocator)
+  if path is None:
+    package = {'tcmalloc': 'libtcmalloc-minimal4', 'jemalloc': 'libjemalloc2'}[args.allocator]
+    raise UserError(f'--allocator {args.allocator}: no {args.allocator} library found in '
+                    f'{", ".join(_LIB_DIRS)}; install it (Debian/Ubuntu: apt-get install '
+                    f'{package}) or use --allocator system')
+  env = dict(os.environ)
+  env['LD_PRELOAD'] = ':'.join(filter(None, [path, env.get('LD_PRELOAD')]))
+  env[_REEXEC_MARK] = args.allocator
+  sys.stdout.flush()
+  os.execve(sys.executable, [sys.executable, '-m', 'inception_jax.bench', *argv], env)
+
+
+def load_average() -> list[float] | None:
+  try:
+    return [round(x, 2) for x in os.getloadavg()]
+  except OSError:
+    return None
+
+
+def cpu_count() -> int:
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:
+    return os.cpu_count() or 1
+
+
+def _cpu_model() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def host_peak_rss_bytes() -> int:
+  """Peak resident set of this process so far (Linux reports ru_maxrss in KiB)."""
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return int(rss if sys.platform == 'darwin' else rss * 1024)
+
+
+def _versions() -> dict[str, str]:
+  import flax  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  out = {'python': platform.python_version(), 'jax': jax.__version__,
+         'jaxlib': jaxlib.__version__, 'flax': flax.__version__, 'optax': optax.__version__}
+  for name in ('torch', 'torchvision', 'tensorflow'):
+    module = sys.modules.get(name)
+    if module is not None:
+      out[name] = module.__version__
+  return out
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def summarize_times(seconds: Sequence[float], batch: int) -> dict[str, Any]:
+  """Median/min/max of per-step seconds and the matching images/s."""
+  med = statistics.median(seconds)
+  return {
+      'images_per_second': {'median': batch / med, 'min': batch / max(seconds),
+                            'max': batch / min(seconds)},
+      'step_seconds': {'median': med, 'min': min(seconds), 'max': max(seconds),
+                       'all': list(seconds)},
+  }
+
+
+def time_calls(call: Callable[[], Any], steps: int, warmup: int) -> list[float]:
+  """Per-call wall seconds of ``call`` (which must block until its result is ready)."""
+  for _ in range(warmup):
+    call()
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - t)
+  return times
+
+
+def measure_peak(half: bool, size: int | None = None, repeats: int = 5) -> dict[str, Any]:
+  """FLOP/s of a large square matrix product on JAX's default backend (best of ``repeats``)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  on_gpu = jax.default_backend() == 'gpu'
+  n = size or (8192 if on_gpu else 3072)
+  dtype = jnp.bfloat16 if half else jnp.float32
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
+  b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
+  f = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
+  times = time_calls(lambda: jax.block_until_ready(f(a, b)), repeats, 1)
+  return {'flops_per_second': 2 * n ** 3 / min(times), 'matmul_size': n,
+          'dtype': jnp.dtype(dtype).name, 'backend': jax.default_backend()}
+
+
+# ----------------------------------------------------------------------------- our model
+
+
+def default_aux_weight(model_name: str) -> float:
+  """GoogLeNet paper section 5: 0.3; Inception v3 (TF-slim / torchvision recipe): 0.4."""
+  return 0.4 if model_name.startswith('inception_v3') else 0.3
+
+
+def build_model(args: argparse.Namespace):
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
+  overrides = dict(num_classes=args.num_classes, **_parse_overrides(args.set))
+  if args.half:
+    overrides['dtype'] = jnp.bfloat16
+  if args.plain_conv:
+    overrides['conv'] = nn.Conv
+  model = models.create(args.model, **overrides)
+  minimum = model.min_input_size()
+  if args.size < minimum:
+    raise UserError(f'--size {args.size} is too small for {args.model}: it needs at least '
+                    f'{minimum} px')
+  return model
+
+
+def _train_config(args: argparse.Namespace, aux_weight: float):
+  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  c = schema.base_config()
+  c.model = args.model
+  c.image_size = args.size
+  c.global_batch_size = args.batch
+  c.eval_batch_size = args.batch
+  c.optimizer = 'sgd'
+  c.momentum = 0.9
+  c.learning_rate = 0.01
+  c.base_batch_size = args.batch
+  c.lr_schedule = 'constant'
+  c.weight_decay = 0.0
+  c.aux_weight = aux_weight
+  c.half_precision = bool(args.half)
+  return c
+
+
+def _random_batch(batch: int, size: int, num_classes: int, seed: int = 0):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rs = np.random.RandomState(seed)
+  return {'image': rs.standard_normal((batch, size, size, 3)).astype(np.float32),
+          'label': rs.randint(0, num_classes, size=(batch,)).astype(np.int32)}
+
+
+def bench_ours(args: argparse.Namespace, model, aux_weight: float,
+               peak_flops: float) -> dict[str, Any]:
+  """Init, compile and time our train and eval steps; returns the JSON sections."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from inception_jax import summary  # pylint: disable=g-import-not-at-top
+  from inception_jax.models import init_variables  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import optimizers  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
+
+  config = _train_config(args, aux_weight)
+  lr_fn = optimizers.create_learning_rate_fn(config, steps_per_epoch=1000, total_steps=100_000)
+  tx = optimizers.create_optimizer(config, lr_fn)
+
+  # Initialisation (wall time to a ready state, compilation included).
+  t = time.perf_counter()
+  if args.init == 'fast':
+    variables = init_variables(model, jax.random.PRNGKey(0), args.size)
+    params = variables['params']
+    state = state_lib.TrainState(
+        step=jnp.zeros((), jnp.int32), params=params,
+        batch_stats=variables.get('batch_stats', {}), opt_state=jax.jit(tx.init)(params),
+        ema_params={}, rng=jax.random.PRNGKey(1), nonfinite_step=jnp.full((), -1, jnp.int32),
+        nonfinite_what=jnp.zeros((), jnp.int32))
+  else:
+    state = state_lib.create_train_state(model, tx, image_size=args.size, seed=0, ema=False)
+  jax.block_until_ready(state)
+  init_seconds = time.perf_counter() - t
+
+  macs_eval = summary.count_macs(model, args.size, include_aux=False)
+  macs_train = (summary.count_macs(model, args.size, include_aux=True)
+                if getattr(model, 'aux_logits', False) else macs_eval)
+  flops = {'train': 6 * macs_train, 'eval': 2 * macs_eval}
+
+  host = _random_batch(args.batch, args.size, args.num_classes)
+  batch = jax.device_put(host)
+  rng = jnp.array(state.rng, copy=True)  # its own buffer: the state (and its rng) is donated
+  result: dict[str, Any] = {
+      'init': {'seconds': init_seconds, 'method': args.init},
+      'macs_per_image': {'inference': macs_eval, 'training_with_aux': macs_train},
+      'flops_per_image': flops,
+  }
+
+  # Training step: the training system's own step, state donated as the loop does.
+  train_step = step_lib.make_train_step(model, tx, lr_fn, aux_weight=aux_weight, axis_name=None)
+  t = time.perf_counter()
+  compiled = jax.jit(train_step, donate_argnums=(0,)).lower(state, batch, rng).compile()
+  train_compile = time.perf_counter() - t
+  holder = {'state': state}
+
+  def one_train_step():
+    holder['state'], metrics = compiled(holder['state'], batch, rng)
+    jax.block_until_ready((holder['state'], metrics))
+    return metrics
+
+  times = time_calls(one_train_step, args.steps, args.warmup)
+  loss = float(one_train_step()['loss'])
+  result['train'] = _step_section(train_compile, times, args.batch, flops['train'], peak_flops)
+  result['train']['final_loss'] = loss
+  result['train']['metrics_finite'] = math.isfinite(loss)
+
+  if not args.no_eval:
+    eval_step = step_lib.make_eval_step(model, axis_name=None)
+    eval_batch = dict(batch, mask=jnp.ones((args.batch,), jnp.bool_))
+    t = time.perf_counter()
+    compiled_eval = jax.jit(eval_step).lower(holder['state'], eval_batch).compile()
+    eval_compile = time.perf_counter() - t
+    times = time_calls(lambda: jax.block_until_ready(compiled_eval(holder['state'], eval_batch)),
+                       args.steps, args.warmup)
+    result['eval'] = _step_section(eval_compile, times, args.batch, flops['eval'], peak_flops)
+  else:
+    result['eval'] = None
+  result['_state'] = holder['state']
+  return result
+
+
+def _step_section(compile_seconds: float, times: Sequence[float], batch: int,
+                  flops_per_image: float, peak_flops: float) -> dict[str, Any]:
+  section = {'compile_seconds': compile_seconds, **summarize_times(times, batch)}
+  achieved = flops_per_image * section['images_per_second']['median']
+  section['flops_per_second'] = achieved
+  section['percent_of_peak'] = 100.0 * achieved / peak_flops if peak_flops else None
+  return section
+
+
+def device_memory() -> dict[str, Any] | None:
+  import jax  # pylint: disable=g-import-not-at-top
+  stats = getattr(jax.devices()[0], 'memory_stats', lambda: None)()
+  if not stats:
+    return None
+  return {k: stats[k] for k in ('peak_bytes_in_use', 'bytes_in_use', 'bytes_limit')
+          if k in stats}
+
+
+# ----------------------------------------------------------------------------- input pipeline
+
+
+def write_jpeg_folder(root: str, size: int, per_class: int, num_classes: int = 4,
+                      seed: int = 0) -> str:
+  """A synthetic ``folder:`` dataset of JPEG photos-like images about ``size`` px: smooth random
+  colour fields (compressing like photos, unlike white noise), 4:3 landscape, 1.15x the side."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rs = np.random.RandomState(seed)
+  h = max(8, int(round(size * 1.15)))
+  w = max(8, int(round(h * 4 / 3)))
+  for split, count in (('train', per_class), ('validation', max(1, per_class // 4))):
+    for c in range(num_classes):
+      directory = os.path.join(root, split, f'class_{c}')
+      os.makedirs(directory, exist_ok=True)
+      for i in range(count):
+        coarse = rs.uniform(0, 255, (max(2, h // 16), max(2, w // 16), 3)).astype(np.uint8)
+        image = Image.fromarray(coarse).resize((w, h), Image.BILINEAR)
+        noise = rs.randint(-12, 13, (h, w, 3))
+        pixels = np.clip(np.asarray(image, np.int16) + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(os.path.join(directory, f'{i:05d}.jpg'), quality=90)
+  return root
+
+
+def _pipeline_config(args: argparse.Namespace, dataset: str, data_dir: str):
+  config = _train_config(args, default_aux_weight(args.model))
+  config.dataset = dataset
+  config.data_dir = data_dir
+  config.augment = 'inception_crop' if dataset.startswith('folder:') else 'resize'
+  config.random_flip = dataset.startswith('folder:')
+  config.shuffle_buffer = 1024
+  return config
+
+
+def bench_pipeline(args: argparse.Namespace, workdir: str) -> dict[str, Any] | None:
+  """Images/s of the real training input pipeline (tf.data), alone on the host."""
+  if args.pipeline == 'none':
+    return None
+  from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  if args.pipeline == 'folder':
+    per_class = max(8, -(-2 * args.batch // 4))
+    t = time.perf_counter()
+    root = write_jpeg_folder(os.path.join(workdir, 'images'), args.size, per_class)
+    write_seconds = time.perf_counter() - t
+    dataset = 'folder:' + root
+  else:
+    write_seconds = 0.0
+    dataset = 'digits'
+  config = _pipeline_config(args, dataset, os.path.join(workdir, 'data'))
+  t = time.perf_counter()
+  iterator = input_pipeline.create_train_iterator(config, process_index=0, process_count=1)
+  first = next(iterator)
+  setup = time.perf_counter() - t
+  for _ in range(2):  # let tf.data's autotuning and prefetch settle
+    next(iterator)
+  t = time.perf_counter()
+  for _ in range(args.pipeline_batches):
+    next(iterator)
+  seconds = time.perf_counter() - t
+  return {'dataset': args.pipeline, 'images_per_second': args.pipeline_batches * args.batch /
+          seconds, 'batches': args.pipeline_batches, 'batch_shape': list(first['image'].shape),
+          'setup_seconds': setup, 'write_seconds': write_seconds,
+          'note': 'tf.data alone (decode + inception crop + flip + normalise), all host CPUs',
+          '_dataset': dataset, '_data_dir': os.path.join(workdir, 'data')}
+
+
+# ----------------------------------------------------------------------------- training loop
+
+
+def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] | None,
+               bare_images_per_second: float) -> dict[str, Any]:
+  """The training loop (train.py's train_and_evaluate) vs the bare step, in images/s."""
+  from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import loop  # pylint: disable=g-import-not-at-top
+  if pipeline is None or pipeline['dataset'] != 'folder':
+    root = write_jpeg_folder(os.path.join(workdir, 'loop_images'), args.size,
+                             max(8, -(-2 * args.batch // 4)))
+    dataset, data_dir = 'folder:' + root, os.path.join(workdir, 'data')
+  else:
+    dataset, data_dir = pipeline['_dataset'], pipeline['_data_dir']
+  steps = args.steps + 1  # the first step (compilation) is excluded by the loop's own timer
+  out = {}
+  for variant in ('folder', 'constant_batch'):
+    config = _pipeline_config(args, dataset, data_dir)
+    config.num_train_steps = steps
+    config.log_every_steps = steps
+    config.checkpoint_every_steps = 0
+    config.eval_every_steps = 0
+    config.tensorboard = False
+    config.num_devices = 1
+    config.model_overrides.num_classes = args.num_classes
+    for key, value in _parse_overrides(args.set).items():
+      config.model_overrides[key] = value
+    run_dir = os.path.join(workdir, f'loop_{variant}')
+    patch = contextlib.nullcontext()
+    if variant == 'constant_batch':
+      host = _random_batch(args.batch, args.size, 4)
+
+      def constant(*_, **__):
+        while True:
+          yield host
+
+      patch = _patched(input_pipeline, 'create_train_iterator', constant)
+    t = time.perf_counter()
+    with patch:
+      loop.train_and_evaluate(config, run_dir, show_progress=False)
+    wall = time.perf_counter() - t
+    with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
+      train_lines = [json.loads(line) for line in f if '"train"' in line]
+    ips = float(train_lines[-1]['images_per_sec']) if train_lines else float('nan')
+    out[variant] = {'images_per_second': ips, 'wall_seconds': wall,
+                    'overhead_vs_bare_step_percent':
+                        100.0 * (1.0 - ips / bare_images_per_second)}
+  out['note'] = ('loop: train_and_evaluate with pmap on 1 device, metrics fetched at the log '
+                 'boundary, state donated, batches prefetched 2 ahead; "folder" includes the '
+                 'tf.data pipeline competing for the same CPUs, "constant_batch" feeds one '
+                 'in-memory batch (the loop\'s own overhead)')
+  return out
+
+
+@contextlib.contextmanager
+def _patched(module, name, value):
+  old = getattr(module, name)
+  setattr(module, name, value)
+  try:
+    yield
+  finally:
+    setattr(module, name, old)
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+TORCHVISION_MODELS = {
+    'googlenet_tv': ('googlenet', None),
+    'googlenet': ('googlenet', "torchvision's GoogLeNet has 3x3 '5x5' branches and a 2x2 pool4 "
+                               '(our googlenet_tv); compare googlenet_tv for like for like'),
+    'inception_v3': ('inception_v3', None),
+}
+
+
+def import_torch():
+  """torch and torchvision, or a UserError saying how to install them.
+
+  Importing torchvision after TensorFlow (our input pipeline) crashes in triton's native library
+  (both bundle LLVM); the benchmark runs torch eagerly and needs no triton, so when TensorFlow is
+  already loaded triton is hidden from torch (``torch.utils._triton`` then reports it absent).
+  """
+  if 'tensorflow' in sys.modules and 'torchvision' not in sys.modules:
+    sys.modules.setdefault('triton', None)
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    import torchvision  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise UserError("--compare torchvision needs PyTorch and torchvision: pip install "
+                    "'inception_jax[bench]'") from None
+  return torch, torchvision
+
+
+def bench_torchvision(args: argparse.Namespace, aux_weight: float, on_gpu: bool
+                      ) -> dict[str, Any]:
+  """Times torchvision's model with the same batch, size and loss, NCHW and channels_last."""
+  torch, torchvision = import_torch()
+  if args.model not in TORCHVISION_MODELS:
+    raise UserError(f'--compare torchvision: no torchvision counterpart of {args.model!r}; use '
+                    f'one of {", ".join(sorted(TORCHVISION_MODELS))}')
+  overrides = _parse_overrides(args.set)
+  if overrides.get('width_multiplier', 1.0) != 1.0 or set(overrides) - {'width_multiplier',
+                                                                         'dropout_rate'}:
+    raise UserError('--compare torchvision needs the published architecture: drop --set '
+                    f'{", ".join(sorted(overrides))}')
+  tv_name, note = TORCHVISION_MODELS[args.model]
+  threads = args.threads or cpu_count()
+  torch.set_num_threads(threads)
+  device = 'cuda' if on_gpu and torch.cuda.is_available() else 'cpu'
+  torch.manual_seed(0)
+  kwargs = dict(weights=None, aux_logits=True, init_weights=True, num_classes=args.num_classes)
+  if tv_name == 'inception_v3':
+    kwargs['transform_input'] = False
+  rs_batch = _random_batch(args.batch, args.size, args.num_classes)
+  images = torch.from_numpy(rs_batch['image']).permute(0, 3, 1, 2).contiguous().to(device)
+  labels = torch.from_numpy(rs_batch['label']).long().to(device)
+
+  def sync():
+    if device == 'cuda':
+      torch.cuda.synchronize()
+
+  formats = {}
+  for fmt, memory_format in (('nchw', torch.contiguous_format),
+                             ('channels_last', torch.channels_last)):
+    model = getattr(torchvision.models, tv_name)(**kwargs).to(device)
+    model = model.to(memory_format=memory_format)
+    x = images.contiguous(memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    criterion = torch.nn.CrossEntropyLoss()
+    autocast = lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=bool(args.half))
+
+    def train_step():
+      model.train()
+      optimizer.zero_grad(set_to_none=True)
+      with autocast():
+        out = model(x)
+        if tv_name == 'googlenet':
+          loss = criterion(out.logits, labels) + aux_weight * (
+              criterion(out.aux_logits1, labels) + criterion(out.aux_logits2, labels))
+        else:
+          loss = criterion(out.logits, labels) + aux_weight * criterion(out.aux_logits, labels)
+      loss.backward()
+      optimizer.step()
+      sync()
+      return float(loss.detach().float().cpu())
+
+    def eval_step():
+      model.eval()
+      with torch.inference_mode(), autocast():
+        out = model(x)
+        torch.argmax(out, dim=-1).cpu()
+      sync()
+
+    t = time.perf_counter()
+    train_step()
+    first = time.perf_counter() - t
+    train_times = time_calls(train_step, args.steps, max(0, args.warmup - 1))
+    eval_times = (None if args.no_eval else time_calls(eval_step, args.steps, args.warmup))
+    formats[fmt] = {'first_step_seconds': first,
+                    'train': summarize_times(train_times, args.batch),
+                    'eval': summarize_times(eval_times, args.batch) if eval_times else None}
+    del model, optimizer
+  best = max(formats, key=lambda f: formats[f]['train']['images_per_second']['median'])
+  return {'torchvision_model': tv_name, 'note': note, 'device': device, 'threads': threads,
+          'autocast_bfloat16': bool(args.half), 'formats': formats, 'best_format': best}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt_rate(section: dict[str, Any] | None) -> str:
+  if not section:
+    return '-'
+  r = section['images_per_second']
+  return f'{r["median"]:8.2f} img/s (min {r["min"]:.2f}, max {r["max"]:.2f})'
+
+
+def print_report(report: dict[str, Any]) -> None:
+  g = 1e9
+  print(f'{report["model"]}: batch {report["batch"]}, {report["size"]} px, {report["dtype"]}, '
+        f'{report["steps"]} timed steps after {report["warmup"]} warm-up '
+        f'({report["machine"]["backend"]}, {report["machine"]["device"]}, '
+        f'{report["machine"]["cpu_count"]} CPUs, load {report["machine"]["load_average_start"]})')
+  peak = report['peak']
+  print(f'  peak ({peak["dtype"]} {peak["matmul_size"]}^3 matmul): '
+        f'{peak["flops_per_second"] / g:.1f} GFLOP/s')
+  print(f'  init: {report["init"]["seconds"]:.2f} s ({report["init"]["method"]})')
+  for name in ('train', 'eval'):
+    s = report[name]
+    if not s:
+      continue
+    pct = f'{s["percent_of_peak"]:.1f}% of peak' if s['percent_of_peak'] is not None else ''
+    print(f'  {name:5s}: {_fmt_rate(s)}  compile {s["compile_seconds"]:.1f} s  '
+          f'{s["flops_per_second"] / g:.1f} GFLOP/s  {pct}')
+  mem = report['memory']
+  line = f'  host peak RSS {mem["host_peak_bytes"] / 2**30:.2f} GiB'
+  if mem.get('device'):
+    line += f', device peak {mem["device"].get("peak_bytes_in_use", 0) / 2**30:.2f} GiB'
+  print(line)
+  if report['pipeline']:
+    p = report['pipeline']
+    print(f'  input pipeline ({p["dataset"]}): {p["images_per_second"]:.1f} img/s')
+  if report['loop']:
+    for k in ('folder', 'constant_batch'):
+      v = report['loop'][k]
+      print(f'  loop ({k}): {v["images_per_second"]:.2f} img/s '
+            f'({v["overhead_vs_bare_step_percent"]:+.1f}% vs the bare step)')
+  if report['compare']:
+    c = report['compare']
+    for fmt, v in c['formats'].items():
+      print(f'  torchvision {fmt:13s} train {_fmt_rate(v["train"])}  eval {_fmt_rate(v["eval"])}')
+    print(f'  ours / torchvision ({c["best_format"]}): train {c["ratio_train"]:.2f}x'
+          + (f', eval {c["ratio_eval"]:.2f}x' if c.get('ratio_eval') else ''))
+    if c.get('note'):
+      print(f'  note: {c["note"]}')
+
+
+def _strip_private(tree: Any) -> Any:
+  if isinstance(tree, dict):
+    return {k: _strip_private(v) for k, v in tree.items() if not str(k).startswith('_')}
+  if isinstance(tree, list):
+    return [_strip_private(v) for v in tree]
+  return tree
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+  """Runs the benchmark described by ``args``; returns the report (what --json writes)."""
+  if args.xla_flags:
+    os.environ['XLA_FLAGS'] = ' '.join(filter(None, [os.environ.get('XLA_FLAGS'),
+                                                     args.xla_flags]))
+  if args.compare:
+    import_torch()  # fail early, before minutes of compilation
+  load_start = load_average()
+  import jax  # pylint: disable=g-import-not-at-top
+
+  model = build_model(args)
+  aux_weight = args.aux_weight if args.aux_weight is not None else default_aux_weight(args.model)
+  on_gpu = jax.default_backend() == 'gpu'
+  peak = measure_peak(args.half, args.peak_size)
+  spec_peak = None
+  if on_gpu and args.half:
+    kind = jax.devices()[0].device_kind
+    spec_peak = next((v for k, v in SPEC_PEAK_BF16.items() if k in kind), None)
+  peak['spec_flops_per_second'] = spec_peak
+
+  ours = bench_ours(args, model, aux_weight, peak['flops_per_second'])
+  if spec_peak:
+    for name in ('train', 'eval'):
+      if ours[name]:
+        ours[name]['percent_of_spec_peak'] = 100.0 * ours[name]['flops_per_second'] / spec_peak
+  memory = {'host_peak_bytes': host_peak_rss_bytes(), 'device': device_memory()}
+  del ours['_state']
+
+  with tempfile.TemporaryDirectory(prefix='inception_jax_bench_') as workdir:
+    pipeline = bench_pipeline(args, workdir)
+    loop_result = (bench_loop(args, workdir, pipeline,
+                              ours['train']['images_per_second']['median'])
+                   if args.loop else None)
+
+  compare = None
+  if args.compare:
+    compare = bench_torchvision(args, aux_weight, on_gpu)
+    best = compare['formats'][compare['best_format']]
+    compare['ratio_train'] = (ours['train']['images_per_second']['median'] /
+                              best['train']['images_per_second']['median'])
+    if ours['eval'] and best['eval']:
+      best_eval = max(v['eval']['images_per_second']['median']
+                      for v in compare['formats'].values())
+      compare['ratio_eval'] = ours['eval']['images_per_second']['median'] / best_eval
+
+  device = jax.devices()[0]
+  report = {
+      'model': args.model, 'batch': args.batch, 'size': args.size,
+      'dtype': 'bfloat16' if args.half else 'float32', 'steps': args.steps,
+      'warmup': args.warmup,
+      'machine': {'backend': jax.default_backend(), 'device': device.device_kind,
+                  'cpu': _cpu_model(), 'cpu_count': cpu_count(), 'platform': platform.platform(),
+                  'load_average_start': load_start, 'load_average_end': load_average(),
+                  'date': time.strftime('%Y-%m-%d %H:%M:%S %Z')},
+      'versions': _versions(),
+      'options': {'allocator': _loaded_allocator(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+                  'conv': 'nn.Conv' if args.plain_conv else 'layers.FastConv',
+                  'aux_weight': aux_weight, 'overrides': _parse_overrides(args.set),
+                  'num_classes': args.num_classes},
+      'macs_per_image': ours['macs_per_image'], 'flops_per_image': ours['flops_per_image'],
+      'peak': peak, 'init': ours['init'], 'train': ours['train'], 'eval': ours['eval'],
+      'memory': memory, 'pipeline': pipeline, 'loop': loop_result, 'compare': compare,
+  }
+  return _strip_private(report)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  args = parse_args(argv)
+  maybe_reexec(args, argv)
+  report = run(args)
+  print_report(report)
+  if args.json:
+    directory = os.path.dirname(os.path.abspath(args.json))
+    os.makedirs(directory, exist_ok=True)
+    tmp = args.json + '.tmp'
+    with open(tmp, 'w') as f:
+      json.dump(report, f, indent=2, sort_keys=True, default=str)
+    shutil.move(tmp, args.json)
+    print(f'wrote {args.json}')
+  return 0
+
+
+if __name__ == '__main__':
+  errors.run_cli(main)

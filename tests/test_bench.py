@@ -1,0 +1,126 @@
+"""The benchmark runs end to end at a tiny size and writes the documented JSON; the torchvision
+comparison runs when torch is installed and fails with a one-line hint when it is not.
+
+No wall-clock assertions: the figures are whatever this machine gives.
+"""
+
+import builtins
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+try:  # Before anything imports TensorFlow (torchvision's triton and TensorFlow clash).
+  import torch  # pylint: disable=unused-import
+  import torchvision  # pylint: disable=unused-import
+  HAVE_TORCH = True
+except ImportError:
+  HAVE_TORCH = False
+
+from inception_jax import bench
+from inception_jax.errors import UserError
+
+TINY = ['--model', 'googlenet_tv', '--batch', '2', '--size', '32', '--steps', '2', '--warmup',
+        '1', '--set', 'width_multiplier=0.125', '--num-classes', '10']
+
+
+def _positive(x):
+  return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_end_to_end_json(tmp_path, capsys):
+  out = tmp_path / 'bench.json'
+  assert bench.main(TINY + ['--pipeline', 'folder', '--pipeline-batches', '2',
+                            '--peak-size', '256', '--json', str(out)]) == 0
+  report = json.loads(out.read_text())
+  assert set(bench.JSON_KEYS) <= set(report)
+  assert (report['model'], report['batch'], report['size'], report['dtype']) == (
+      'googlenet_tv', 2, 32, 'float32')
+  for name in ('train', 'eval'):
+    section = report[name]
+    assert set(bench.STEP_KEYS) <= set(section)
+    rates = section['images_per_second']
+    assert rates['min'] <= rates['median'] <= rates['max']
+    assert len(section['step_seconds']['all']) == 2
+    assert _positive(section['compile_seconds']) and _positive(section['flops_per_second'])
+    assert _positive(section['percent_of_peak'])
+  assert report['train']['metrics_finite']
+  # Training counts the aux heads (3 x 2 x MACs), evaluation does not (2 x MACs).
+  macs = report['macs_per_image']
+  assert macs['training_with_aux'] > macs['inference'] > 0
+  assert report['flops_per_image'] == {'train': 6 * macs['training_with_aux'],
+                                       'eval': 2 * macs['inference']}
+  assert _positive(report['peak']['flops_per_second'])
+  assert _positive(report['init']['seconds'])
+  assert report['memory']['host_peak_bytes'] > 0
+  pipeline = report['pipeline']
+  assert pipeline['dataset'] == 'folder' and _positive(pipeline['images_per_second'])
+  assert pipeline['batch_shape'] == [2, 32, 32, 3]
+  assert report['options']['conv'] == 'layers.FastConv'
+  assert report['loop'] is None and report['compare'] is None
+  printed = capsys.readouterr().out
+  assert 'train:' in printed and 'img/s' in printed
+
+
+def test_compare_needs_torch(monkeypatch):
+  real_import = builtins.__import__
+
+  def no_torch(name, *args, **kwargs):
+    if name in ('torch', 'torchvision'):
+      raise ImportError(name)
+    return real_import(name, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, '__import__', no_torch)
+  with pytest.raises(UserError, match=r"pip install 'inception_jax\[bench\]'"):
+    bench.import_torch()
+
+
+needs_torch = pytest.mark.skipif(
+    not HAVE_TORCH, reason="torch/torchvision not installed (pip install 'inception_jax[bench]')")
+
+
+@needs_torch
+def test_compare_torchvision_tiny():
+  args = bench.parse_args(['--model', 'googlenet_tv', '--batch', '2', '--size', '32',
+                           '--steps', '1', '--warmup', '0', '--num-classes', '10',
+                           '--compare', 'torchvision', '--threads', '1'])
+  result = bench.bench_torchvision(args, aux_weight=0.3, on_gpu=False)
+  assert set(result['formats']) == {'nchw', 'channels_last'}
+  assert result['best_format'] in result['formats']
+  for fmt in result['formats'].values():
+    assert _positive(fmt['train']['images_per_second']['median'])
+    assert _positive(fmt['eval']['images_per_second']['median'])
+  assert result['device'] == 'cpu' and result['threads'] == 1
+
+
+@needs_torch
+def test_compare_refuses_a_different_architecture():
+  args = bench.parse_args(TINY + ['--compare', 'torchvision'])
+  with pytest.raises(UserError, match='published architecture'):
+    bench.bench_torchvision(args, aux_weight=0.3, on_gpu=False)
+
+
+def test_bad_flags_are_one_line_errors():
+  proc = subprocess.run([sys.executable, '-m', 'inception_jax.bench', '--batch', '0'],
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines() == ['error: --batch must be >= 1 (got 0)']
+  with pytest.raises(UserError, match='--size'):
+    bench.parse_args(['--size', 'big'])
+
+
+def test_missing_allocator_is_a_user_error(monkeypatch):
+  monkeypatch.setattr(bench, 'find_allocator', lambda name: None)
+  monkeypatch.delenv(bench._REEXEC_MARK, raising=False)
+  monkeypatch.setattr(bench, '_loaded_allocator', lambda: 'system')
+  args = bench.parse_args(['--allocator', 'tcmalloc'])
+  with pytest.raises(UserError, match='apt-get install libtcmalloc-minimal4'):
+    bench.maybe_reexec(args, ['--allocator', 'tcmalloc'])
+
+
+def test_summarize_times():
+  s = bench.summarize_times([1.0, 2.0, 4.0], batch=8)
+  assert s['images_per_second'] == {'median': 4.0, 'min': 2.0, 'max': 8.0}
+  assert s['step_seconds']['median'] == 2.0
