@@ -228,26 +228,43 @@ def _versions() -> dict[str, str]:
 # ----------------------------------------------------------------------------- timing
 
 
+class Times(list):
+  """Per-call wall seconds, with the process CPU seconds (user + system) of each call."""
+  cpu: list[float]
+
+
 def summarize_times(seconds: Sequence[float], batch: int) -> dict[str, Any]:
-  """Median/min/max of per-step seconds and the matching images/s."""
+  """Median/min/max of per-step seconds and the matching images/s (and CPU seconds per step,
+  which other processes on the machine disturb much less than wall time)."""
   med = statistics.median(seconds)
-  return {
+  out = {
       'images_per_second': {'median': batch / med, 'min': batch / max(seconds),
                             'max': batch / min(seconds)},
       'step_seconds': {'median': med, 'min': min(seconds), 'max': max(seconds),
                        'all': list(seconds)},
   }
+  cpu = getattr(seconds, 'cpu', None)
+  if cpu:
+    out['cpu_seconds_per_step'] = statistics.median(cpu)
+  return out
 
 
-def time_calls(call: Callable[[], Any], steps: int, warmup: int) -> list[float]:
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def time_calls(call: Callable[[], Any], steps: int, warmup: int) -> Times:
   """Per-call wall seconds of ``call`` (which must block until its result is ready)."""
   for _ in range(warmup):
     call()
-  times = []
+  times = Times()
+  times.cpu = []
   for _ in range(steps):
-    t = time.perf_counter()
+    c, t = _cpu_seconds(), time.perf_counter()
     call()
     times.append(time.perf_counter() - t)
+    times.cpu.append(_cpu_seconds() - c)
   return times
 
 
@@ -671,7 +688,8 @@ def print_report(report: dict[str, Any]) -> None:
       continue
     pct = f'{s["percent_of_peak"]:.1f}% of peak' if s['percent_of_peak'] is not None else ''
     print(f'  {name:5s}: {_fmt_rate(s)}  compile {s["compile_seconds"]:.1f} s  '
-          f'{s["flops_per_second"] / g:.1f} GFLOP/s  {pct}')
+          f'{s["flops_per_second"] / g:.1f} GFLOP/s  {pct}  '
+          f'CPU {s.get("cpu_seconds_per_step", float("nan")):.2f} s/step')
   mem = report['memory']
   line = f'  host peak RSS {mem["host_peak_bytes"] / 2**30:.2f} GiB'
   if mem.get('device'):
@@ -688,7 +706,8 @@ def print_report(report: dict[str, Any]) -> None:
   if report['compare']:
     c = report['compare']
     for fmt, v in c['formats'].items():
-      print(f'  torchvision {fmt:13s} train {_fmt_rate(v["train"])}  eval {_fmt_rate(v["eval"])}')
+      print(f'  torchvision {fmt:13s} train {_fmt_rate(v["train"])}  eval {_fmt_rate(v["eval"])}'
+            f'  CPU {v["train"].get("cpu_seconds_per_step", float("nan")):.2f} s/step')
     print(f'  ours / torchvision ({c["best_format"]}): train {c["ratio_train"]:.2f}x'
           + (f', eval {c["ratio_eval"]:.2f}x' if c.get('ratio_eval') else ''))
     if c.get('note'):

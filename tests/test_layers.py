@@ -1,6 +1,7 @@
 """The fast lowerings compute the same function as the plain ones, values and gradients.
 
-``FastConv`` vs ``nn.Conv`` and the custom-gradient ``max_pool`` vs autodiff of ``reduce_window``,
+``FastConv`` vs ``nn.Conv``, ``FastBatchNorm`` vs ``nn.BatchNorm`` and the custom-gradient
+``max_pool`` vs autodiff of ``reduce_window``,
 on every kernel/stride/padding form GoogLeNet and Inception v3 use (1x1, 3x3, 5x5, 7x7/2, 1x7,
 7x1, 1x3, 3x1, VALID and padded, stride 1 and 2), including the im2col path of the kernel gradient
 (large grids) and its chunked scan over the batch.
@@ -124,3 +125,46 @@ def test_max_pool_gradient_goes_to_the_first_maximum():
   x = jnp.zeros((1, 2, 2, 1), jnp.float32)
   g = jax.grad(lambda x: jnp.sum(layers.max_pool(x, 2, 2)))(x)
   np.testing.assert_array_equal(np.asarray(g)[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_fast_batch_norm_matches_nn_batch_norm(train, dtype):
+  """Values, gradients (input, scale, bias, through a ReLU) and running statistics."""
+  x = jnp.asarray(np.random.RandomState(0).standard_normal((4, 5, 5, 6)) * 3 + 1, dtype)
+  kw = dict(use_running_average=not train, momentum=0.9, epsilon=1e-3, dtype=dtype)
+  plain, fast = nn.BatchNorm(**kw), layers.FastBatchNorm(**kw)
+  jax.tree.map(np.testing.assert_array_equal, plain.init(jax.random.PRNGKey(0), x),
+               fast.init(jax.random.PRNGKey(0), x))
+  variables = {'params': {'scale': jnp.linspace(0.5, 2, 6), 'bias': jnp.linspace(-1, 1, 6)},
+               'batch_stats': {'mean': jnp.linspace(0, 1, 6), 'var': jnp.linspace(1, 2, 6)}}
+  w = jnp.asarray(np.random.RandomState(1).standard_normal(x.shape), jnp.float32)
+
+  def loss(module):
+    def f(v, x):
+      y, updates = module.apply(v, x, mutable=['batch_stats'])
+      return jnp.sum(jax.nn.relu(y.astype(jnp.float32)) * w), (y, updates)
+    return f
+
+  (l0, (y0, u0)), g0 = jax.value_and_grad(loss(plain), (0, 1), has_aux=True)(variables, x)
+  (l1, (y1, u1)), g1 = jax.jit(jax.value_and_grad(loss(fast), (0, 1), has_aux=True))(
+      variables, x)
+  tol = 1e-5 if dtype == jnp.float32 else 2e-2
+  assert y1.dtype == y0.dtype
+  np.testing.assert_allclose(np.asarray(y1, np.float32), np.asarray(y0, np.float32),
+                             rtol=tol, atol=tol)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), u0, u1)
+  for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    np.testing.assert_allclose(b, a, atol=(tol * 10) * np.abs(a).max(), rtol=0)
+
+
+def test_fast_batch_norm_falls_back_to_nn_batch_norm():
+  x = jnp.asarray(np.random.RandomState(0).standard_normal((4, 3, 6)), jnp.float32)
+  for kw in (dict(axis=1), dict(use_scale=False), dict(use_fast_variance=False)):
+    plain = nn.BatchNorm(use_running_average=False, **kw)
+    fast = layers.FastBatchNorm(use_running_average=False, **kw)
+    v = plain.init(jax.random.PRNGKey(0), x)
+    jax.tree.map(np.testing.assert_array_equal, v, fast.init(jax.random.PRNGKey(0), x))
+    np.testing.assert_allclose(fast.apply(v, x, mutable=['batch_stats'])[0],
+                               plain.apply(v, x, mutable=['batch_stats'])[0], rtol=1e-6)
