@@ -4,7 +4,7 @@
 ``max_pool`` vs autodiff of ``reduce_window``,
 on every kernel/stride/padding form GoogLeNet and Inception v3 use (1x1, 3x3, 5x5, 7x7/2, 1x7,
 7x1, 1x3, 3x1, VALID and padded, stride 1 and 2), including the im2col path of the kernel gradient
-(large grids) and its chunked scan over the batch.
+(wide inputs) and its chunked scan over the batch.
 """
 
 import flax.linen as nn
@@ -70,8 +70,7 @@ def test_fast_conv_matches_nn_conv(size, cin, cout, kernel, stride, padding):
 @pytest.mark.parametrize('kernel,stride,padding', [((3, 3), 1, 1), ((3, 3), 2, 0),
                                                    ((7, 7), 2, 3), ((1, 1), 1, 0)])
 def test_kernel_gradient_im2col_path(monkeypatch, kernel, stride, padding):
-  """Large grids take the chunked im2col kernel gradient; force it (and a 1-image chunk)."""
-  monkeypatch.setattr(layers, 'IM2COL_MIN_POSITIONS', 1)
+  """Wide inputs take the chunked im2col kernel gradient; force it (and a 1-image chunk)."""
   monkeypatch.setattr(layers, 'IM2COL_MIN_CHANNELS', 1)
   for chunk_bytes in (1, 1 << 30):  # one image per scan step; the whole batch at once
     monkeypatch.setattr(layers, 'IM2COL_CHUNK_BYTES', chunk_bytes)

@@ -65,17 +65,18 @@ def scale_channels(channels: int, width_multiplier: float) -> int:
 #
 # Measured on a 2-core AVX-512 CPU (benchmarks/RESULTS.md): XLA's convolution is fast in the
 # forward pass and for the input gradient, but a 1x1 convolution runs ~2-3x faster as a matrix
-# product, and the *kernel* gradient of a convolution over a large grid (56x56 and up) runs 3-5x
-# slower than the same contraction written as im2col + matrix product. ``conv2d`` keeps XLA's
-# convolution where it is good and uses matrix products where they are better; the kernel
-# gradient's im2col is built a few images at a time (a scan over the batch) so the patches stay
-# in cache instead of materialising [batch, H, W, kh*kw*C] at once.
+# product, and the *kernel* gradient of a convolution runs at 10-35 GFLOP/s on large grids (56x56
+# and up) and for the 1x7/7x1 kernels of Inception v3, 2-5x slower than the same contraction
+# written as im2col + matrix product. ``conv2d`` keeps XLA's convolution where it is good and uses
+# matrix products where they are better; the kernel gradient's im2col is built a few images at a
+# time (a scan over the batch) so the patches stay in cache instead of materialising
+# [batch, H, W, kh*kw*C] at once.
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
-# Kernel gradients of convolutions whose output grid has at least this many positions and whose
-# input has at least this many channels use chunked im2col (below it XLA's own is as fast).
-IM2COL_MIN_POSITIONS = 32 * 32
-IM2COL_MIN_CHANNELS = 48
+# Kernel gradients of convolutions whose input has at least this many channels use chunked
+# im2col; with fewer (the 3-channel stems, 16-24-channel reductions) the patches are built from
+# too-thin slices and XLA's own kernel gradient is as fast.
+IM2COL_MIN_CHANNELS = 32
 # Bytes of im2col patches per scan step (about the last-level cache of the measured CPU).
 IM2COL_CHUNK_BYTES = 32 << 20
 
@@ -154,7 +155,7 @@ def _conv2d_bwd(strides, padding, residuals, g):
     return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
   # The input gradient is XLA's transposed convolution (fast on CPU).
   dx = jax.vjp(lambda x_: _lax_conv(x_, kernel, strides, padding), x)[1](g)[0]
-  if g.shape[1] * g.shape[2] >= IM2COL_MIN_POSITIONS and x.shape[3] >= IM2COL_MIN_CHANNELS:
+  if x.shape[3] >= IM2COL_MIN_CHANNELS:
     dk = _kernel_grad_im2col(x, g, kernel.shape, strides, padding).astype(kernel.dtype)
   else:
     dk = jax.vjp(lambda k_: _lax_conv(x, k_, strides, padding), kernel)[1](g)[0]
