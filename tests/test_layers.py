@@ -95,6 +95,18 @@ def test_fast_conv_falls_back_to_nn_conv():
   _check(nn.Conv(3, (3,)), layers.FastConv(3, (3,)), x1)
 
 
+def test_fast_conv_is_nn_conv_off_cpu(monkeypatch):
+  """Off the CPU (GPU: cuDNN is faster) FastConv traces exactly nn.Conv's program."""
+  x = jnp.ones((2, 9, 9, 5), jnp.float32)
+  plain, fast = _conv_pair(7, (3, 3), 1, 1)
+  variables = plain.init(jax.random.PRNGKey(0), x)
+  program = lambda module: str(jax.make_jaxpr(jax.grad(
+      lambda v: jnp.sum(module.apply(v, x))))(variables))
+  assert 'custom_vjp' in program(fast)  # the CPU lowering is on here
+  monkeypatch.setattr(layers, 'FAST_LOWERING_BACKENDS', ())
+  assert program(fast) == program(plain)
+
+
 def _reference_max_pool(x, window, stride, padding, ceil_mode):
   window, padding = layers.pair(window), layers.pair(padding)
   stride = layers.pair(stride) if stride is not None else window

@@ -7,7 +7,7 @@ passes ``conv=partial(nn.Conv, ...)`` down its blocks.
 
 :class:`FastConv` is the default factory: an ``nn.Conv`` with the same fields and parameters whose
 lowering suits XLA's CPU backend (1x1 convolutions as matrix products; the kernel gradient of
-convolutions on large grids as chunked im2col matrix products). :class:`FastBatchNorm` (ConvBN's
+wide convolutions as chunked im2col matrix products); on other backends it is ``nn.Conv``. :class:`FastBatchNorm` (ConvBN's
 default ``norm``) is ``nn.BatchNorm`` with a hand-written training gradient, and ``max_pool``'s
 gradient avoids XLA's select-and-scatter. All compute the same functions as the plain versions
 (tests/test_layers.py compares values and gradients); see benchmarks/RESULTS.md for the gains.
@@ -79,6 +79,11 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')
 IM2COL_MIN_CHANNELS = 32
 # Bytes of im2col patches per scan step (about the last-level cache of the measured CPU).
 IM2COL_CHUNK_BYTES = 32 << 20
+# Backends whose convolutions FastConv lowers itself. On a GPU, XLA's own convolutions (cuDNN)
+# win: an H200 trained GoogLeNet (bf16, batch 256) at 7,701 img/s with nn.Conv against 6,557
+# with these lowerings, and Inception v3 (batch 128) at 3,486 against 2,437
+# (benchmarks/RESULTS.md), so elsewhere FastConv runs nn.Conv's code.
+FAST_LOWERING_BACKENDS = ('cpu',)
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -186,8 +191,9 @@ class FastConv(nn.Conv):
   numbers) computed with :func:`conv2d`, for 2-D NHWC convolutions without dilation or groups.
 
   Anything else (1-D/3-D, dilation, groups, a mask, an explicit ``precision``, circular padding,
-  unbatched input) runs ``nn.Conv``'s own code, so it is a drop-in replacement. ``summary``
-  counts its MACs as any ``nn.Conv``.
+  unbatched input), and every convolution on a backend outside ``FAST_LOWERING_BACKENDS`` (the
+  GPU's cuDNN convolutions are faster), runs ``nn.Conv``'s own code, so it is a drop-in
+  replacement. ``summary`` counts its MACs as any ``nn.Conv``.
   """
 
   def __call__(self, inputs: Array) -> Array:
@@ -196,7 +202,7 @@ class FastConv(nn.Conv):
     strides = self.strides if self.strides is not None else 1
     strides = (strides,) * len(kernel_size) if isinstance(strides, int) else tuple(strides)
     padding = None
-    if (inputs.ndim == 4 and len(kernel_size) == 2 and self.feature_group_count == 1
+    if (jax.default_backend() in FAST_LOWERING_BACKENDS and inputs.ndim == 4 and len(kernel_size) == 2 and self.feature_group_count == 1
         and self.input_dilation in (None, 1, (1, 1)) and self.kernel_dilation in (None, 1, (1, 1))
         and self.mask is None and len(strides) == 2 and self.precision is None
         and self.conv_general_dilated is None and self.conv_general_dilated_cls is None):
