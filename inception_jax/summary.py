@@ -21,7 +21,7 @@ import dataclasses
 import json
 import math
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -62,6 +62,29 @@ def _layer_macs(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
   return spatial * x.shape[-1] * y.shape[-1]  # nn.Dense on [..., in]
 
 
+def _outermost_calls(record: Callable[[Any, tuple, Any], None]):
+  """A method interceptor that calls ``record(module, args, out)`` once per module call.
+
+  A subclass whose ``__call__`` delegates to ``super().__call__`` (``layers.FastConv`` off the
+  CPU) is intercepted twice for one call; only the outermost one is recorded.
+  """
+  active: set[int] = set()
+
+  def interceptor(next_fun, args, kwargs, context):
+    key = id(context.module)
+    if context.method_name != '__call__' or key in active:
+      return next_fun(*args, **kwargs)
+    active.add(key)
+    try:
+      out = next_fun(*args, **kwargs)
+    finally:
+      active.discard(key)
+    record(context.module, args, out)
+    return out
+
+  return interceptor
+
+
 def _trace(model: nn.Module, size: int) -> tuple[Any, list[dict[str, Any]]]:
   """Abstractly initialise ``model`` on one ``size`` x ``size`` image, recording every call.
 
@@ -69,21 +92,16 @@ def _trace(model: nn.Module, size: int) -> tuple[Any, list[dict[str, Any]]]:
   """
   calls: list[dict[str, Any]] = []
 
-  def interceptor(next_fun, args, kwargs, context):
-    out = next_fun(*args, **kwargs)
-    if context.method_name != '__call__':
-      return out
-    module = context.module
-    record = dict(path=module.path, module=module,
-                  in_shape=tuple(args[0].shape) if args and hasattr(args[0], 'shape') else (),
-                  out_shape=tuple(out.shape) if hasattr(out, 'shape') else (), macs=0)
+  def record(module, args, out):
+    call = dict(path=module.path, module=module,
+                in_shape=tuple(args[0].shape) if args and hasattr(args[0], 'shape') else (),
+                out_shape=tuple(out.shape) if hasattr(out, 'shape') else (), macs=0)
     if isinstance(module, (nn.Conv, nn.Dense)):
-      record['macs'] = _layer_macs(module, args[0], out)
-    calls.append(record)
-    return out
+      call['macs'] = _layer_macs(module, args[0], out)
+    calls.append(call)
 
   def init():
-    with nn.intercept_methods(interceptor):
+    with nn.intercept_methods(_outermost_calls(record)):
       return model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3), jnp.float32))
 
   variables = jax.eval_shape(init)
@@ -162,17 +180,14 @@ def _module_cost(module: nn.Module, in_shape: Sequence[int]) -> tuple[int, int, 
   calls: list[int] = []
   out_shape: list[tuple[int, ...]] = []
 
-  def interceptor(next_fun, args, kwargs, context):
-    out = next_fun(*args, **kwargs)
-    if context.method_name == '__call__':
-      if isinstance(context.module, (nn.Conv, nn.Dense)):
-        calls.append(_layer_macs(context.module, args[0], out))
-      if context.module.path == ():
-        out_shape.append(tuple(out.shape))
-    return out
+  def record(module, args, out):
+    if isinstance(module, (nn.Conv, nn.Dense)):
+      calls.append(_layer_macs(module, args[0], out))
+    if module.path == ():
+      out_shape.append(tuple(out.shape))
 
   def init():
-    with nn.intercept_methods(interceptor):
+    with nn.intercept_methods(_outermost_calls(record)):
       return module.init(jax.random.PRNGKey(0), jnp.zeros((1, *in_shape[1:]), jnp.float32))
 
   variables = jax.eval_shape(init)

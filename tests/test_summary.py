@@ -29,6 +29,14 @@ def test_macs_match_the_references(name, reference, exact):
   assert macs == exact  # pins the convention: conv + linear multiply-adds, inference only
 
 
+def test_macs_do_not_depend_on_the_convolution_lowering(monkeypatch):
+  """Off the CPU FastConv delegates to nn.Conv.__call__ (intercepted twice): counted once."""
+  from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
+  model = models.create('googlenet_tv')
+  monkeypatch.setattr(layers, 'FAST_LOWERING_BACKENDS', ())
+  assert summary.count_macs(model) == 1_498_376_192
+
+
 def test_rows_add_up_to_the_totals():
   model = models.create('googlenet_tv')
   rows = summary.module_table(model, 224)
