@@ -37,7 +37,6 @@ whole working set back in; see benchmarks/RESULTS.md), and ``--xla-flags`` appen
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -498,20 +497,62 @@ def bench_pipeline(args: argparse.Namespace, workdir: str) -> dict[str, Any] | N
 # ----------------------------------------------------------------------------- training loop
 
 
+class InMemoryPipeline:
+  """The training loop's input source (``train_and_evaluate(pipeline=...)``) serving one host
+  batch held in memory, without TensorFlow: what is left is the loop's own overhead (host to
+  device copies of every batch included)."""
+
+  def __init__(self, batch: dict[str, Any], num_classes: int, num_train_examples: int):
+    self.batch, self.num_classes, self.num_train_examples = batch, num_classes, num_train_examples
+
+  def get_dataset_info(self, config):
+    import types  # pylint: disable=g-import-not-at-top
+    return types.SimpleNamespace(
+        name=config.dataset, num_classes=self.num_classes,
+        num_train_examples=self.num_train_examples, num_eval_examples=len(self.batch['label']),
+        class_names=[str(i) for i in range(self.num_classes)], image_channels=3,
+        train_split='train', eval_split='validation', num_skipped_files=0)
+
+  def steps_per_epoch(self, config, *, process_count=None):
+    return self.num_train_examples // int(config.global_batch_size)
+
+  def create_train_iterator(self, config, *, start_step=0, process_index=None,
+                            process_count=None):
+    import itertools  # pylint: disable=g-import-not-at-top
+    return itertools.repeat(self.batch)
+
+  def create_eval_iterator(self, config, *, process_index=None, process_count=None):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    return iter([dict(self.batch, mask=np.ones(len(self.batch['label']), np.bool_))])
+
+
 def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] | None,
                bare_images_per_second: float) -> dict[str, Any]:
-  """The training loop (train.py's train_and_evaluate) vs the bare step, in images/s."""
-  from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  """The training loop (train.py's train_and_evaluate) vs the bare step, in images/s.
+
+  ``constant_batch`` feeds one in-memory batch (the loop's own overhead: dispatch, host to
+  device copies, metrics); ``folder`` (unless ``--pipeline none``) also runs the tf.data
+  pipeline on a synthetic JPEG folder, competing for the same host CPUs.
+  """
   from inception_jax.training import loop  # pylint: disable=g-import-not-at-top
-  if pipeline is None or pipeline['dataset'] != 'folder':
-    root = write_jpeg_folder(os.path.join(workdir, 'loop_images'), args.size,
-                             max(8, -(-2 * args.batch // 4)))
-    dataset, data_dir = 'folder:' + root, os.path.join(workdir, 'data')
-  else:
-    dataset, data_dir = pipeline['_dataset'], pipeline['_data_dir']
   steps = args.steps + 1  # the first step (compilation) is excluded by the loop's own timer
+  variants = ['constant_batch']
+  if args.pipeline != 'none':
+    variants.insert(0, 'folder')
   out = {}
-  for variant in ('folder', 'constant_batch'):
+  for variant in variants:
+    source = None
+    if variant == 'folder':
+      if pipeline is None or pipeline['dataset'] != 'folder':
+        root = write_jpeg_folder(os.path.join(workdir, 'loop_images'), args.size,
+                                 max(8, -(-2 * args.batch // 4)))
+        dataset, data_dir = 'folder:' + root, os.path.join(workdir, 'data')
+      else:
+        dataset, data_dir = pipeline['_dataset'], pipeline['_data_dir']
+    else:
+      dataset, data_dir = 'in_memory', os.path.join(workdir, 'data')
+      source = InMemoryPipeline(_random_batch(args.batch, args.size, args.num_classes),
+                                args.num_classes, num_train_examples=steps * args.batch)
     config = _pipeline_config(args, dataset, data_dir)
     config.num_train_steps = steps
     config.log_every_steps = steps
@@ -523,18 +564,8 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
     for key, value in _parse_overrides(args.set).items():
       config.model_overrides[key] = value
     run_dir = os.path.join(workdir, f'loop_{variant}')
-    patch = contextlib.nullcontext()
-    if variant == 'constant_batch':
-      host = _random_batch(args.batch, args.size, 4)
-
-      def constant(*_, **__):
-        while True:
-          yield host
-
-      patch = _patched(input_pipeline, 'create_train_iterator', constant)
     t = time.perf_counter()
-    with patch:
-      loop.train_and_evaluate(config, run_dir, show_progress=False)
+    loop.train_and_evaluate(config, run_dir, show_progress=False, pipeline=source)
     wall = time.perf_counter() - t
     with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
       train_lines = [json.loads(line) for line in f if '"train"' in line]
@@ -547,16 +578,6 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
                  'tf.data pipeline competing for the same CPUs, "constant_batch" feeds one '
                  'in-memory batch (the loop\'s own overhead)')
   return out
-
-
-@contextlib.contextmanager
-def _patched(module, name, value):
-  old = getattr(module, name)
-  setattr(module, name, value)
-  try:
-    yield
-  finally:
-    setattr(module, name, old)
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -604,6 +625,8 @@ def bench_torchvision(args: argparse.Namespace, aux_weight: float, on_gpu: bool
   threads = args.threads or cpu_count()
   torch.set_num_threads(threads)
   device = 'cuda' if on_gpu and torch.cuda.is_available() else 'cpu'
+  if device == 'cuda':
+    torch.backends.cudnn.benchmark = True  # torch's fastest convolution choice (autotuned)
   torch.manual_seed(0)
   kwargs = dict(weights=None, aux_logits=True, init_weights=True, num_classes=args.num_classes)
   if tv_name == 'inception_v3':
@@ -700,6 +723,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(f'  input pipeline ({p["dataset"]}): {p["images_per_second"]:.1f} img/s')
   if report['loop']:
     for k in ('folder', 'constant_batch'):
+      if k not in report['loop']:
+        continue
       v = report['loop'][k]
       print(f'  loop ({k}): {v["images_per_second"]:.2f} img/s '
             f'({v["overhead_vs_bare_step_percent"]:+.1f}% vs the bare step)')
@@ -712,6 +737,16 @@ def print_report(report: dict[str, Any]) -> None:
           + (f', eval {c["ratio_eval"]:.2f}x' if c.get('ratio_eval') else ''))
     if c.get('note'):
       print(f'  note: {c["note"]}')
+
+
+def _conv_name(plain_conv: bool) -> str:
+  import jax  # pylint: disable=g-import-not-at-top
+  from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
+  if plain_conv:
+    return 'nn.Conv'
+  if jax.default_backend() in layers.FAST_LOWERING_BACKENDS:
+    return 'layers.FastConv'
+  return 'layers.FastConv (nn.Conv on this backend)'
 
 
 def _strip_private(tree: Any) -> Any:
@@ -778,7 +813,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   'date': time.strftime('%Y-%m-%d %H:%M:%S %Z')},
       'versions': _versions(),
       'options': {'allocator': _loaded_allocator(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-                  'conv': 'nn.Conv' if args.plain_conv else 'layers.FastConv',
+                  'conv': _conv_name(args.plain_conv),
                   'aux_weight': aux_weight, 'overrides': _parse_overrides(args.set),
                   'num_classes': args.num_classes},
       'macs_per_image': ours['macs_per_image'], 'flops_per_image': ours['flops_per_image'],

@@ -124,3 +124,16 @@ def test_summarize_times():
   s = bench.summarize_times([1.0, 2.0, 4.0], batch=8)
   assert s['images_per_second'] == {'median': 4.0, 'min': 2.0, 'max': 8.0}
   assert s['step_seconds']['median'] == 2.0
+
+
+def test_loop_on_in_memory_batches(tmp_path):
+  """--loop with --pipeline none runs the real training loop on one in-memory batch (no tf.data:
+  how it runs on a GPU image without TensorFlow)."""
+  args = bench.parse_args(TINY + ['--pipeline', 'none', '--loop'])
+  out = bench.bench_loop(args, str(tmp_path), None, bare_images_per_second=1.0)
+  assert set(out) == {'constant_batch', 'note'}
+  run = out['constant_batch']
+  assert _positive(run['images_per_second']) and _positive(run['wall_seconds'])
+  metrics = [json.loads(line) for line in
+             (tmp_path / 'loop_constant_batch' / 'metrics.jsonl').read_text().splitlines()]
+  assert [m['step'] for m in metrics if 'train' in json.dumps(m)][-1] == args.steps + 1

@@ -234,7 +234,8 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
                        model: Any = None,
                        hooks: Sequence[Callable[[int], None]] = (),
                        transform_batch: Callable[[int, dict], dict] | None = None,
-                       show_progress: bool | None = None) -> TrainResult:
+                       show_progress: bool | None = None,
+                       pipeline: Any = None) -> TrainResult:
   """Trains (or resumes) ``config`` in ``workdir`` and evaluates; see the module docstring.
 
   Args:
@@ -249,10 +250,15 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
     transform_batch: ``f(step_index, host_batch) -> host_batch`` applied to each training batch
       before it goes to the devices (fault injection, debugging).
     show_progress: the tqdm bar; default on process 0 when stderr is a terminal.
+    pipeline: the input source, anything with ``inception_jax.data.input_pipeline``'s
+      ``get_dataset_info``, ``steps_per_epoch``, ``create_train_iterator`` and
+      ``create_eval_iterator`` (the benchmark feeds in-memory batches this way, without
+      TensorFlow); default that tf.data pipeline.
   """
-  # Imported here: TensorFlow (behind the input pipeline) is slow to import and users of the
-  # step alone should not pay for it.
-  from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  if pipeline is None:
+    # Imported here: TensorFlow (behind the input pipeline) is slow to import and users of the
+    # step alone should not pay for it.
+    from inception_jax.data import input_pipeline as pipeline  # pylint: disable=g-import-not-at-top
 
   schema.validate_config(config, check_model=model is None)
   workdir = normalize_workdir(workdir)
@@ -262,8 +268,8 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
   dp = parallel.DataParallel(config.parallel, num_devices or config.get('num_devices') or None)
   dp.local_batch_size(config.global_batch_size, 'global_batch_size')
   dp.local_batch_size(config.eval_batch_size, 'eval_batch_size')
-  info = input_pipeline.get_dataset_info(config)
-  spe = input_pipeline.steps_per_epoch(config, process_count=dp.process_count)
+  info = pipeline.get_dataset_info(config)
+  spe = pipeline.steps_per_epoch(config, process_count=dp.process_count)
   if spe <= 0:
     raise UserError(f'global_batch_size={config.global_batch_size} is larger than the train split '
                     f'({info.num_train_examples} examples); use a smaller batch')
@@ -308,7 +314,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
           config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
 
     def run_eval(state, step):
-      batches = input_pipeline.create_eval_iterator(
+      batches = pipeline.create_eval_iterator(
           config, process_index=dp.process_index, process_count=dp.process_count)
       result = evaluate(programs.eval_step, state, batches, dp)
       writer.write(step, 'eval', result)
@@ -342,7 +348,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
     preempted = False
 
     if step < total_steps:
-      host_batches = input_pipeline.create_train_iterator(
+      host_batches = pipeline.create_train_iterator(
           config, start_step=start_step, process_index=dp.process_index,
           process_count=dp.process_count)
       if transform_batch is not None:
