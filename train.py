@@ -34,6 +34,7 @@ def _define_flags() -> None:
   """Defines the flags; config_flags already applies ``--config.KEY=VALUE`` here, so a bad key
   or value is reported as one line instead of a traceback."""
   global _CONFIG, _WORKDIR, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST, _HEARTBEAT
+  global _COMPILATION_CACHE
   try:
     _CONFIG = config_flags.DEFINE_config_file(
         'config', _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).',
@@ -49,6 +50,10 @@ def _define_flags() -> None:
       'workdir', os.path.join('workdirs', 'default'),
       'Directory for checkpoints, metrics.jsonl, TensorBoard events and config.json; rerunning '
       'with the same directory resumes.')
+  _COMPILATION_CACHE = flags.DEFINE_string(
+      'compilation_cache_dir', None, "JAX's persistent compilation cache, so a rerun (a resume "
+      'after preemption) loads the compiled steps instead of compiling them again. Default: '
+      "<workdir>/xla_cache for single-process runs on a local path; '' turns it off.")
   _COORDINATOR = flags.DEFINE_string(
       'coordinator_address', None, 'HOST:PORT of process 0 for a multi-process run '
       '(not needed on TPU pods, SLURM or Open MPI).')
@@ -79,7 +84,7 @@ def main(argv):
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
   import jax  # pylint: disable=g-import-not-at-top
-  from inception_jax.training import integrity, loop, parallel  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import compilation_cache, integrity, loop, parallel  # pylint: disable=g-import-not-at-top
 
   try:
     config = _CONFIG.value
@@ -94,6 +99,7 @@ def main(argv):
   parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                         _PROCESS_ID.value, force=_MULTIHOST.value,
                                         heartbeat_timeout=_HEARTBEAT.value)
+  compilation_cache.enable(_COMPILATION_CACHE.value, _WORKDIR.value)
   try:
     result = loop.train_and_evaluate(config, _WORKDIR.value)
   except OSError as e:  # the workdir filled up or became read-only (metrics, config.json, ...)

@@ -358,6 +358,31 @@ def test_killed_runs_resume_from_the_last_commit_and_end_bit_identical(tmp_path,
   assert '4-unfinished-save' in moved and '10-unfinished-save' in moved, (moved, history)
 
 
+def test_a_resume_loads_the_compiled_step_from_the_workdir_cache(tmp_path):
+  """train.py keeps JAX's persistent compilation cache in <workdir>/xla_cache: the rerun after
+  a kill loads the (jit + shard_map) training step instead of compiling it again."""
+  env = {'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0',
+         'JAX_DEBUG_LOG_MODULES': 'jax._src.compiler'}
+  workdir = str(tmp_path / 'run')
+  flags = ('--config.parallel=shard_map', '--config.num_train_steps=6')
+  first = fh.run_train(workdir, *flags, fault='step:5', extra_env=env)
+  assert fh.killed(first), fh.describe(first)
+  cached = os.listdir(os.path.join(workdir, 'xla_cache'))
+  assert any(name.startswith('jit_train_step-') for name in cached), cached
+  second = fh.run_train(workdir, *flags, extra_env=env)
+  assert second.returncode == 0 and fh.resumed_from(second.stdout) in (2, 4), fh.describe(second)
+  assert "Persistent compilation cache hit for 'jit_train_step'" in second.stderr
+
+
+def test_compilation_cache_location():
+  from inception_jax.training import compilation_cache  # pylint: disable=g-import-not-at-top
+  assert compilation_cache.cache_dir_for(None, '/runs/a', 1) == '/runs/a/xla_cache'
+  assert compilation_cache.cache_dir_for('/cache', '/runs/a', 1) == '/cache'
+  assert compilation_cache.cache_dir_for('', '/runs/a', 1) is None            # turned off
+  assert compilation_cache.cache_dir_for(None, '/runs/a', 2) is None          # multi-process
+  assert compilation_cache.cache_dir_for(None, 'gs://bucket/run', 1) is None  # remote workdir
+
+
 # ----------------------------------------------------------------------------- a lost process
 
 
