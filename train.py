@@ -22,12 +22,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from inception_jax import errors
+
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'default.py')
-
-
-def _fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(2)
 
 
 def _define_flags() -> None:
@@ -40,12 +37,9 @@ def _define_flags() -> None:
         'config', _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).',
         lock_config=True)
   except (AttributeError, KeyError) as e:
-    while e.args and isinstance(e.args[0], BaseException):
-      e = e.args[0]
-    detail = ' '.join(str(e.args[0] if e.args else e).split())
     bad = [a for a in sys.argv[1:] if a.startswith('--config.')]
-    _fail(f'unknown config field {detail} in {" ".join(bad) or "the flags"}; '
-          '`python train.py --helpfull` lists the fields')
+    errors.fail(f'unknown config field {errors.config_field_error(e)} in '
+                f'{" ".join(bad) or "the flags"}; `python train.py --helpfull` lists the fields')
   _WORKDIR = flags.DEFINE_string(
       'workdir', os.path.join('workdirs', 'default'),
       'Directory for checkpoints, metrics.jsonl, TensorBoard events and config.json; rerunning '
@@ -68,18 +62,7 @@ def _define_flags() -> None:
       lower_bound=1)
 
 
-def _parse_flags(argv):
-  """absl's parser, with errors (bad values, unknown flags, missing config files) as one line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(' '.join(str(e).split()))
-  except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    _fail(' '.join(str(e).split()) or type(e).__name__)
-
-
 def main(argv):
-  from inception_jax import errors  # pylint: disable=g-import-not-at-top
   from inception_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
@@ -120,11 +103,10 @@ def main(argv):
 
 
 def _run(argv):
-  from inception_jax import errors  # pylint: disable=g-import-not-at-top
   errors.run_cli(lambda: main(argv))
 
 
 if __name__ == '__main__':
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   _define_flags()
-  app.run(_run, flags_parser=_parse_flags)
+  app.run(_run, flags_parser=errors.parse_absl_flags)

@@ -76,11 +76,7 @@ _REEXEC_MARK = 'INCEPTION_JAX_BENCH_ALLOCATOR'
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit status 2, like every entry point
-      raise UserError(f'{message} (see python -m inception_jax.bench --help)')
-
-  p = Parser(prog='python -m inception_jax.bench', description=__doc__.split('\n\n')[0],
+  p = errors.ArgumentParser(prog='python -m inception_jax.bench', description=__doc__.split('\n\n')[0],
              formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--model', default='googlenet_tv', help='registry name (default googlenet_tv)')
   p.add_argument('--batch', type=int, default=32)

@@ -7,9 +7,10 @@ status 2. Library code raises :class:`UserError` (a ``ValueError``) for anything
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
-from typing import Callable, NoReturn
+from typing import Callable, NoReturn, Sequence
 
 EXIT_USER_ERROR = 2
 
@@ -30,6 +31,34 @@ def run_cli(main: Callable[[], object]) -> object:
     return main()
   except UserError as e:
     fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse for the ``python -m inception_jax.*`` tools: a bad flag is a one-line
+  :class:`UserError` pointing at ``--help`` (exit status 2 through :func:`run_cli`)."""
+
+  def error(self, message: str) -> NoReturn:
+    raise UserError(f'{message} (see {self.prog} --help)')
+
+
+def parse_absl_flags(argv: Sequence[str]) -> list[str]:
+  """absl's flag parser (``app.run(..., flags_parser=parse_absl_flags)``) with every error (bad
+  values, unknown flags, missing config files) as one ``error:`` line."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(' '.join(str(e).split()))
+  except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    fail(' '.join(str(e).split()) or type(e).__name__)
+
+
+def config_field_error(error: BaseException) -> str:
+  """The offending field of ``config_flags.DEFINE_config_file``'s error for a bad
+  ``--config.KEY=VALUE`` (the innermost wrapped exception's first argument, on one line)."""
+  while error.args and isinstance(error.args[0], BaseException):
+    error = error.args[0]
+  return ' '.join(str(error.args[0] if error.args else error).split())
 
 
 class _NoLibraryTracebacks(logging.Filter):

@@ -32,6 +32,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
+from inception_jax import errors
 from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -287,11 +288,6 @@ def write_json(path: str, result: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- command line
 
 
-def _fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(2)
-
-
 def _define_flags() -> None:
   """The flags; config_flags applies ``--config.KEY=VALUE`` while parsing, so a bad key or value
   becomes one line (as in train.py)."""
@@ -304,11 +300,8 @@ def _define_flags() -> None:
         'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
         'eval_batch_size.', lock_config=True)
   except (AttributeError, KeyError) as e:
-    while e.args and isinstance(e.args[0], BaseException):
-      e = e.args[0]
-    detail = ' '.join(str(e.args[0] if e.args else e).split())
-    _fail(f'unknown config field {detail}; `python -m inception_jax.evaluate --helpfull` lists '
-          'the fields')
+    errors.fail(f'unknown config field {errors.config_field_error(e)}; '
+                '`python -m inception_jax.evaluate --helpfull` lists the fields')
   _CHECKPOINT = flags.DEFINE_string(
       'checkpoint', None, 'Training --workdir, converted --out directory, or one of their '
       'checkpoints/<step> directories.')
@@ -321,16 +314,6 @@ def _define_flags() -> None:
   _JSON = flags.DEFINE_string('json', None, 'Also write the result as JSON to this file.')
   _EMA = flags.DEFINE_bool('ema', True, 'Use the EMA (Polyak-averaged) weights when the checkpoint '
                            'has them (--noema: the raw parameters).')
-
-
-def _parse_flags(argv):
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(' '.join(str(e).split()))
-  except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-    _fail(' '.join(str(e).split()) or type(e).__name__)
 
 
 def main(argv) -> dict[str, Any]:
@@ -369,7 +352,6 @@ def _quiet_libraries(argv) -> None:
 
 
 def _run(argv):
-  from inception_jax import errors  # pylint: disable=g-import-not-at-top
   _quiet_libraries(argv)
   errors.run_cli(lambda: main(argv))
 
@@ -378,4 +360,4 @@ if __name__ == '__main__':
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   from absl import app  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(_run, flags_parser=_parse_flags)
+  app.run(_run, flags_parser=errors.parse_absl_flags)

@@ -30,6 +30,7 @@ import re
 import sys
 from typing import Any, Sequence
 
+from inception_jax import errors
 from inception_jax.errors import UserError, run_cli
 
 ASSETS = 'assets'
@@ -232,15 +233,8 @@ def format_results(results: list[dict[str, Any]]) -> str:
 # ----------------------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-  """Bad flags are one-line UserErrors (exit status 2 through run_cli)."""
-
-  def error(self, message: str):
-    raise UserError(f'{message} (see python -m inception_jax.predict --help)')
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  parser = _Parser(
+  parser = errors.ArgumentParser(
       prog='python -m inception_jax.predict',
       description='Print the top classes of each image with a trained or converted checkpoint.')
   parser.add_argument('images', nargs='*', metavar='IMAGE', help='image files (JPEG, PNG, GIF, BMP, WebP)')

@@ -143,7 +143,7 @@ def main() -> None:
   if os.environ.get(FAULT_ENV):
     install_fault(os.environ[FAULT_ENV])
   train._define_flags()  # pylint: disable=protected-access
-  app.run(train._run, flags_parser=train._parse_flags)  # pylint: disable=protected-access
+  app.run(train._run, flags_parser=train.errors.parse_absl_flags)  # pylint: disable=protected-access
 
 
 # ----------------------------------------------------------------------------- for the tests

@@ -18,7 +18,8 @@ import sys
 from typing import Sequence
 
 from inception_jax import convert
-from inception_jax.errors import UserError, run_cli
+from inception_jax import errors
+from inception_jax.errors import run_cli
 
 EPILOG = """\
 input normalisation: torchvision's pretrained googlenet and inception_v3 use transform_input=True:
@@ -37,15 +38,8 @@ evaluation and prediction load.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-  """Bad flags are one-line UserErrors (exit status 2 through run_cli), like every other input."""
-
-  def error(self, message: str):
-    raise UserError(f'{message} (see python -m inception_jax.convert --help)')
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  parser = _Parser(
+  parser = errors.ArgumentParser(
       prog='python -m inception_jax.convert',
       description='Convert a torchvision GoogLeNet / Inception v3 state dict into a checkpoint '
                   'of this project (same logits as torchvision, within 1e-5 relative in float32).',
