@@ -296,10 +296,7 @@ def build_model(args: argparse.Namespace):
   if args.plain_conv:
     overrides['conv'] = nn.Conv
   model = models.create(args.model, **overrides)
-  minimum = model.min_input_size()
-  if args.size < minimum:
-    raise UserError(f'--size {args.size} is too small for {args.model}: it needs at least '
-                    f'{minimum} px')
+  models.check_input_size(model, args.size, f'--size {args.size}', args.model)
   return model
 
 

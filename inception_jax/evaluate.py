@@ -184,6 +184,7 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
   from inception_jax import restore  # pylint: disable=g-import-not-at-top
 
   crops = crops_lib.check_protocol(crops)
@@ -194,10 +195,8 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
                     f'got {image_size!r}')
   model, variables, meta = restore.load_for_inference(checkpoint, use_ema=use_ema)
   config = eval_config(config, meta, image_size=image_size, log=log)
-  minimum = model.min_input_size()
-  if config.image_size < minimum:
-    raise UserError(f'image_size={config.image_size} is too small for {meta["model"]}: it needs '
-                    f'at least {minimum} px')
+  models.check_input_size(model, config.image_size, f'image_size={config.image_size}',
+                          meta['model'])
   devices = jax.local_devices()
   batch = examples_per_batch(config, crops, batch_size, len(devices))
   ds, info = views_dataset(config, crops, batch)

@@ -169,16 +169,14 @@ def predict(checkpoint: str, images: Sequence[str], *, top_k: int = 5, crops: in
   import numpy as np  # pylint: disable=g-import-not-at-top
   from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
   from inception_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
   from inception_jax import restore  # pylint: disable=g-import-not-at-top
 
   warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
   crops = crops_lib.check_protocol(crops)
   model, variables, meta = restore.load_for_inference(checkpoint, use_ema=use_ema)
   size = int(image_size or meta['image_size'])
-  minimum = model.min_input_size()
-  if size < minimum:
-    raise UserError(f'image_size={size} is too small for {meta["model"]}: it needs at least '
-                    f'{minimum} px')
+  models.check_input_size(model, size, f'image_size={size}', meta['model'])
   settings = restore.preprocessing_settings(meta)
   fraction = settings['eval_crop_fraction'] if crop_fraction is None else crop_fraction
   if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:

@@ -81,4 +81,14 @@ def create(name: str, **overrides: Any) -> nn.Module:
   return model
 
 
-__all__ = ['ModelOutput', 'available', 'config_fields', 'create', 'describe', 'init_variables']
+def check_input_size(model: nn.Module, size: int, setting: str, name: str, fix: str = '') -> None:
+  """Raise a UserError, before anything is traced, when ``size`` px is below what ``model``
+  takes (``min_input_size``); ``setting`` names where the size came from (``image_size=32``)."""
+  minimum = model.min_input_size()
+  if size < minimum:
+    raise UserError(f'{setting} is too small for {name}: it needs at least {minimum} px'
+                    + (f'; {fix}' if fix else ''))
+
+
+__all__ = ['ModelOutput', 'available', 'check_input_size', 'config_fields', 'create', 'describe',
+           'init_variables']

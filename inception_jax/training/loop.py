@@ -92,10 +92,8 @@ def build_model(config: Any, num_classes: int):
   if config.get('half_precision'):
     overrides.setdefault('dtype', jnp.bfloat16)
   model = models.create(config.model, **overrides)
-  minimum = model.min_input_size()
-  if config.image_size < minimum:
-    raise UserError(f'image_size={config.image_size} is too small for {config.model}: it needs '
-                    f'at least {minimum} px; raise config.image_size')
+  models.check_input_size(model, config.image_size, f'image_size={config.image_size}',
+                          config.model, fix='raise config.image_size')
   return model
 
 
