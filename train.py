@@ -23,6 +23,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from inception_jax import errors
+from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'default.py')
 
@@ -63,11 +64,11 @@ def _define_flags() -> None:
 
 
 def main(argv):
-  from inception_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
   import jax  # pylint: disable=g-import-not-at-top
-  from inception_jax.training import compilation_cache, integrity, loop, parallel  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from inception_jax.training import compilation_cache, integrity, loop, parallel
 
   try:
     config = _CONFIG.value

@@ -37,6 +37,7 @@ whole working set back in; see benchmarks/RESULTS.md), and ``--xla-flags`` appen
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -47,6 +48,7 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 from typing import Any, Callable, Sequence
 
 from inception_jax import errors
@@ -76,8 +78,9 @@ _REEXEC_MARK = 'INCEPTION_JAX_BENCH_ALLOCATOR'
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  p = errors.ArgumentParser(prog='python -m inception_jax.bench', description=__doc__.split('\n\n')[0],
-             formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = errors.ArgumentParser(prog='python -m inception_jax.bench',
+                            description=__doc__.split('\n\n')[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--model', default='googlenet_tv', help='registry name (default googlenet_tv)')
   p.add_argument('--batch', type=int, default=32)
   p.add_argument('--size', type=int, default=224, help='square image side in pixels')
@@ -499,7 +502,6 @@ class InMemoryPipeline:
     self.batch, self.num_classes, self.num_train_examples = batch, num_classes, num_train_examples
 
   def get_dataset_info(self, config):
-    import types  # pylint: disable=g-import-not-at-top
     return types.SimpleNamespace(
         name=config.dataset, num_classes=self.num_classes,
         num_train_examples=self.num_train_examples, num_eval_examples=len(self.batch['label']),
@@ -511,7 +513,6 @@ class InMemoryPipeline:
 
   def create_train_iterator(self, config, *, start_step=0, process_index=None,
                             process_count=None):
-    import itertools  # pylint: disable=g-import-not-at-top
     return itertools.repeat(self.batch)
 
   def create_eval_iterator(self, config, *, process_index=None, process_count=None):

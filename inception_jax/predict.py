@@ -235,7 +235,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = errors.ArgumentParser(
       prog='python -m inception_jax.predict',
       description='Print the top classes of each image with a trained or converted checkpoint.')
-  parser.add_argument('images', nargs='*', metavar='IMAGE', help='image files (JPEG, PNG, GIF, BMP, WebP)')
+  parser.add_argument('images', nargs='*', metavar='IMAGE',
+                      help='image files (JPEG, PNG, GIF, BMP, WebP)')
   parser.add_argument('--checkpoint', required=True, metavar='DIR',
                       help='training --workdir, converted --out directory, or checkpoints/<step>')
   parser.add_argument('--example', action='store_true',

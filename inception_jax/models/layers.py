@@ -7,9 +7,9 @@ passes ``conv=partial(nn.Conv, ...)`` down its blocks.
 
 :class:`FastConv` is the default factory: an ``nn.Conv`` with the same fields and parameters whose
 lowering suits XLA's CPU backend (1x1 convolutions as matrix products; the kernel gradient of
-wide convolutions as chunked im2col matrix products); on other backends it is ``nn.Conv``. :class:`FastBatchNorm` (ConvBN's
-default ``norm``) is ``nn.BatchNorm`` with a hand-written training gradient, and ``max_pool``'s
-gradient avoids XLA's select-and-scatter. All compute the same functions as the plain versions
+wide convolutions as chunked im2col matrix products); on other backends it is ``nn.Conv``.
+:class:`FastBatchNorm` (ConvBN's default ``norm``) is ``nn.BatchNorm`` with a hand-written
+training gradient, and ``max_pool``'s gradient avoids XLA's select-and-scatter. All compute the same functions as the plain versions
 (tests/test_layers.py compares values and gradients); see benchmarks/RESULTS.md for the gains.
 
 The pooling helpers reproduce PyTorch's (and so torchvision's) semantics exactly, because weights

@@ -45,9 +45,8 @@ def enable(flag_value: str | None, workdir: str) -> str | None:
 
   Call it before the first compilation. A cache already configured for JAX (the
   ``JAX_COMPILATION_CACHE_DIR`` environment variable) is kept unless the flag names another.
-  Returns the directory, or None when the cache is off or
-  its directory cannot be created. An unwritable workdir is then reported by the training loop's
-  own check, with its own message.
+  Returns the directory, or None when the cache is off or its directory cannot be created (an
+  unwritable workdir is then reported by the training loop's own check, with its own message).
   """
   configured = jax.config.jax_compilation_cache_dir
   if flag_value is None and configured:
