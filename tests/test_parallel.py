@@ -4,6 +4,9 @@ Uses TinyNet (tests/_training_helpers.py): the parallel module knows nothing of 
 small network keeps the compilations to about a second each.
 """
 
+import threading
+import time
+
 import jax
 import numpy as np
 import pytest
@@ -165,6 +168,44 @@ def test_put_batch_layout_and_prefetch_order(mode):
       assert image.shape == host['image'].shape
       assert len(dev['image'].sharding.device_set) == 8
     np.testing.assert_array_equal(image, host['image'])
+
+
+def test_prefetch_raises_a_producer_error_at_its_batch_and_stops_its_thread():
+  """The background thread's exceptions surface in the loop, in order, and nothing lingers."""
+  dp = parallel.DataParallel('pmap', 8)
+  good = _batches()
+
+  def source():
+    yield from good[:2]
+    yield {'image': good[0]['image'][:12], 'label': good[0]['label'][:12]}  # 12 over 8 devices
+    yield from good
+
+  seen = []
+  with pytest.raises(UserError, match='a batch of 12 examples does not split over the 8 local'):
+    for batch in dp.prefetch(source(), size=2):
+      seen.append(np.asarray(batch['label']).reshape(-1))
+  assert len(seen) == 2
+  np.testing.assert_array_equal(seen[1], good[1]['label'])
+  assert not [t for t in threading.enumerate() if t.name == 'inception_jax-prefetch']
+
+
+def test_abandoned_prefetch_stops_its_thread_after_the_item_in_hand():
+  dp = parallel.DataParallel('pmap', 8)
+  pulled = []
+
+  def endless():
+    while True:
+      pulled.append(len(pulled))
+      yield _batches()[0]
+
+  batches = dp.prefetch(endless(), size=2)
+  next(batches)
+  batches.close()
+  assert not [t for t in threading.enumerate() if t.name == 'inception_jax-prefetch']
+  count = len(pulled)
+  assert count <= 1 + 2 + 1 + 1  # the one taken, the queue, one waiting to enter it, one in hand
+  time.sleep(0.2)
+  assert len(pulled) == count
 
 
 def test_batch_not_divisible_is_a_user_error():
