@@ -4,6 +4,7 @@ image folders with bad files, and one-line errors for datasets that cannot be re
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import io
 import logging
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 import ml_collections
+import ml_dtypes
 import numpy as np
 from PIL import Image
 import pytest
@@ -121,6 +123,20 @@ def test_train_batch_shapes_dtypes_and_range(digits_dir, normalization, low, hig
   assert set(batch['label'].tolist()) <= set(range(10))
   if normalization == 'inception':  # Grey-scale digits become RGB with equal channels.
     np.testing.assert_array_equal(batch['image'][..., 0], batch['image'][..., 2])
+
+
+def test_half_precision_batches_carry_bfloat16_images_equal_to_the_float32_ones(digits_dir):
+  """Half the bytes to the devices, and the same numbers: the model casts its input to bf16."""
+  full = make_config(digits_dir)
+  half = make_config(digits_dir, half_precision=True)
+  assert ip.image_dtype(full) == np.float32 and ip.image_dtype(half) == ml_dtypes.bfloat16
+  for create in (functools.partial(ip.create_train_iterator, start_step=3),
+                 ip.create_eval_iterator):
+    a = next(create(full, process_index=0, process_count=1))
+    b = next(create(half, process_index=0, process_count=1))
+    assert a['image'].dtype == np.float32 and b['image'].dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(a['image'].astype(ml_dtypes.bfloat16), b['image'])
+    np.testing.assert_array_equal(a['label'], b['label'])
 
 
 def test_two_fresh_iterators_are_identical_and_resume_equals_uninterrupted(digits_dir):
