@@ -107,6 +107,28 @@ def test_fast_conv_is_nn_conv_off_cpu(monkeypatch):
   assert program(fast) == program(plain)
 
 
+def test_norm_and_pool_switches_run_the_plain_flax_and_xla_code(monkeypatch):
+  """Off the backends of FAST_NORM_BACKENDS / FAST_POOL_BACKENDS the layers trace exactly
+  nn.BatchNorm's program and autodiff of reduce_window (what ``bench --plain`` measures)."""
+  x = jnp.asarray(np.random.RandomState(0).standard_normal((2, 9, 9, 4)), jnp.float32)
+  kw = dict(use_running_average=False, epsilon=1e-3)
+  plain_bn, fast_bn = nn.BatchNorm(**kw), layers.FastBatchNorm(**kw)
+  variables = plain_bn.init(jax.random.PRNGKey(0), x)
+  bn_program = lambda module: str(jax.make_jaxpr(jax.grad(lambda v: jnp.sum(
+      module.apply(v, x, mutable=['batch_stats'])[0] ** 2)))(variables))
+  pool_program = lambda f: str(jax.make_jaxpr(jax.grad(lambda x: jnp.sum(f(x) ** 2)))(x))
+  plain_pool = lambda x: _reference_max_pool(x, 3, 2, 0, True)
+  fast_pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True)
+  assert bn_program(fast_bn) != bn_program(plain_bn)
+  assert 'custom_vjp' in pool_program(fast_pool)
+  monkeypatch.setattr(layers, 'FAST_NORM_BACKENDS', ())
+  monkeypatch.setattr(layers, 'FAST_POOL_BACKENDS', ())
+  assert bn_program(fast_bn) == bn_program(plain_bn)
+  assert 'custom_vjp' not in pool_program(fast_pool)
+  np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(fast_pool(x) ** 2))(x),
+                             jax.grad(lambda x: jnp.sum(plain_pool(x) ** 2))(x), atol=1e-6)
+
+
 def _reference_max_pool(x, window, stride, padding, ceil_mode):
   window, padding = layers.pair(window), layers.pair(padding)
   stride = layers.pair(stride) if stride is not None else window

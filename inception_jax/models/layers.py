@@ -84,6 +84,12 @@ IM2COL_CHUNK_BYTES = 32 << 20
 # with these lowerings, and Inception v3 (batch 128) at 3,486 against 2,437
 # (benchmarks/RESULTS.md), so elsewhere FastConv runs nn.Conv's code.
 FAST_LOWERING_BACKENDS = ('cpu',)
+# Backends on which FastBatchNorm uses its hand-written training gradient and max_pool its
+# phase-sum gradient; elsewhere they run nn.BatchNorm's code and autodiff of reduce_window. Both
+# were written for and measured on the CPU; ``python -m inception_jax.bench --plain norm`` (or
+# ``pool``) measures the plain versions on any backend.
+FAST_NORM_BACKENDS = ('cpu', 'gpu', 'tpu')
+FAST_POOL_BACKENDS = ('cpu', 'gpu', 'tpu')
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -286,14 +292,15 @@ class FastBatchNorm(nn.BatchNorm):
   same numbers) whose training mode uses :func:`batch_norm_train`.
 
   Measured on the 2-core CPU: 3% less CPU time per GoogLeNet training step than autodiff of
-  ``nn.BatchNorm``. Configurations other than the Inception layers' (feature axis last, scale and
-  bias, no cross-device axis, no mask, fast variance, float32 reductions) run ``nn.BatchNorm``'s
-  own code.
+  ``nn.BatchNorm``. Backends outside ``FAST_NORM_BACKENDS``, and configurations other than the
+  Inception layers' (feature axis last, scale and bias, no cross-device axis, no mask, fast
+  variance, float32 reductions), run ``nn.BatchNorm``'s own code.
   """
 
   def __call__(self, x: Array, use_running_average: bool | None = None, *,
                mask: Array | None = None) -> Array:
-    if (mask is not None or self.axis not in (-1, x.ndim - 1) or self.axis_name is not None
+    if (jax.default_backend() not in FAST_NORM_BACKENDS
+        or mask is not None or self.axis not in (-1, x.ndim - 1) or self.axis_name is not None
         or not (self.use_scale and self.use_bias and self.use_fast_variance)
         or not self.force_float32_reductions or x.ndim < 2):
       return super().__call__(x, use_running_average, mask=mask)
@@ -415,24 +422,28 @@ def max_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
              padding: IntOrPair = 0, ceil_mode: bool = False) -> Array:
   """``torch.nn.MaxPool2d`` on NHWC: padding and ceil-mode overhang never win the max.
 
-  The gradient goes to the first maximum of each window in row-major order, as PyTorch's CPU
-  kernel does; it is written as kh*kw masked, shifted additions per stride phase, which XLA fuses
-  into a few loops (autodiff of ``reduce_window`` lowers to a select-and-scatter that measured
-  several times slower on CPU).
+  On the backends of ``FAST_POOL_BACKENDS`` the gradient goes to the first maximum of each
+  window in row-major order, as PyTorch's CPU kernel does; it is written as kh*kw masked, shifted
+  additions per stride phase, which XLA fuses into a few loops (autodiff of ``reduce_window``
+  lowers to a select-and-scatter that measured several times slower on CPU). Elsewhere it is
+  autodiff of ``reduce_window``.
   """
   window, padding = pair(window), pair(padding)
   stride = pair(stride) if stride is not None else window
   (oh, ow), (pad_h, pad_w) = _pool_geometry(x.shape[1:3], window, stride, padding, ceil_mode)
-  return _max_pool(x, window, stride, (tuple(pad_h), tuple(pad_w)), (oh, ow))
+  pool = _max_pool if jax.default_backend() in FAST_POOL_BACKENDS else _max_pool_plain
+  return pool(x, window, stride, (tuple(pad_h), tuple(pad_w)), (oh, ow))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
-def _max_pool(x: Array, window: tuple[int, int], stride: tuple[int, int],
-              pads: tuple[tuple[int, int], tuple[int, int]], out: tuple[int, int]) -> Array:
+def _max_pool_plain(x: Array, window: tuple[int, int], stride: tuple[int, int],
+                    pads: tuple[tuple[int, int], tuple[int, int]], out: tuple[int, int]) -> Array:
   y = jax.lax.reduce_window(
-      x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, *window, 1), (1, *stride, 1),
+      x, np.array(-np.inf, x.dtype), jax.lax.max, (1, *window, 1), (1, *stride, 1),
       ((0, 0), *pads, (0, 0)))
   return y[:, :out[0], :out[1], :]
+
+
+_max_pool = jax.custom_vjp(_max_pool_plain, nondiff_argnums=(1, 2, 3, 4))
 
 
 def _max_pool_fwd(x, window, stride, pads, out):
