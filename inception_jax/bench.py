@@ -58,6 +58,10 @@ from inception_jax.errors import UserError
 JSON_KEYS = ('model', 'batch', 'size', 'dtype', 'steps', 'warmup', 'machine', 'versions',
              'options', 'macs_per_image', 'flops_per_image', 'peak', 'init', 'train', 'eval',
              'memory', 'pipeline', 'loop', 'compare')
+# --plain choices -> the layers module's switch of that lowering (the backends it runs on).
+PLAIN_CHOICES = ('conv', 'norm', 'pool')
+_PLAIN_SWITCHES = {'conv': 'FAST_LOWERING_BACKENDS', 'norm': 'FAST_NORM_BACKENDS',
+                   'pool': 'FAST_POOL_BACKENDS'}
 # Keys of 'train' and 'eval'.
 STEP_KEYS = ('compile_seconds', 'images_per_second', 'step_seconds', 'flops_per_second',
              'percent_of_peak')
@@ -94,8 +98,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   p.add_argument('--num-classes', type=int, default=1000)
   p.add_argument('--aux-weight', type=float, default=None,
                  help='default 0.3 for GoogLeNet (paper section 5), 0.4 for Inception v3')
-  p.add_argument('--plain-conv', action='store_true',
-                 help="XLA's plain nn.Conv instead of layers.FastConv (same numbers)")
+  p.add_argument('--plain', action='append', default=[], choices=PLAIN_CHOICES,
+                 help="run a layer's plain Flax/XLA code instead of this package's lowering "
+                 '(same numbers): conv = nn.Conv for FastConv, norm = nn.BatchNorm for '
+                 "FastBatchNorm, pool = autodiff of reduce_window for max_pool's gradient "
+                 '(repeatable)')
+  p.add_argument('--plain-conv', action='append_const', const='conv', dest='plain',
+                 help='the same as --plain conv')
   p.add_argument('--init', choices=('fast', 'train_state'), default='fast',
                  help="fast: models.init_variables; train_state: the training system's "
                  'create_train_state (jit of model.init)')
@@ -290,14 +299,11 @@ def default_aux_weight(model_name: str) -> float:
 
 
 def build_model(args: argparse.Namespace):
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
   overrides = dict(num_classes=args.num_classes, **_parse_overrides(args.set))
   if args.half:
     overrides['dtype'] = jnp.bfloat16
-  if args.plain_conv:
-    overrides['conv'] = nn.Conv
   model = models.create(args.model, **overrides)
   models.check_input_size(model, args.size, f'--size {args.size}', args.model)
   return model
@@ -321,10 +327,14 @@ def _train_config(args: argparse.Namespace, aux_weight: float):
   return c
 
 
-def _random_batch(batch: int, size: int, num_classes: int, seed: int = 0):
+def _random_batch(batch: int, size: int, num_classes: int, seed: int = 0,
+                  half: bool = False):
+  """Random images (bfloat16 with ``half``, as the input pipeline's ``image_dtype``)."""
+  import ml_dtypes  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   rs = np.random.RandomState(seed)
-  return {'image': rs.standard_normal((batch, size, size, 3)).astype(np.float32),
+  dtype = ml_dtypes.bfloat16 if half else np.float32
+  return {'image': rs.standard_normal((batch, size, size, 3)).astype(dtype),
           'label': rs.randint(0, num_classes, size=(batch,)).astype(np.int32)}
 
 
@@ -363,7 +373,7 @@ def bench_ours(args: argparse.Namespace, model, aux_weight: float,
                 if getattr(model, 'aux_logits', False) else macs_eval)
   flops = {'train': 6 * macs_train, 'eval': 2 * macs_eval}
 
-  host = _random_batch(args.batch, args.size, args.num_classes)
+  host = _random_batch(args.batch, args.size, args.num_classes, half=args.half)
   batch = jax.device_put(host)
   rng = jnp.array(state.rng, copy=True)  # its own buffer: the state (and its rng) is donated
   result: dict[str, Any] = {
@@ -387,6 +397,14 @@ def bench_ours(args: argparse.Namespace, model, aux_weight: float,
   times = time_calls(one_train_step, args.steps, args.warmup)
   loss = float(one_train_step()['loss'])
   result['train'] = _step_section(train_compile, times, args.batch, flops['train'], peak_flops)
+  # The same steps dispatched back to back and waited for once: the device's throughput without
+  # the per-step round trip, which is what a loop that never waits can reach (--loop's reference).
+  t = time.perf_counter()
+  for _ in range(args.steps):
+    holder['state'], metrics = compiled(holder['state'], batch, rng)
+  jax.block_until_ready((holder['state'], metrics))
+  result['train']['images_per_second_pipelined'] = (
+      args.steps * args.batch / (time.perf_counter() - t))
   result['train']['final_loss'] = loss
   result['train']['metrics_finite'] = math.isfinite(loss)
 
@@ -524,12 +542,17 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
                bare_images_per_second: float) -> dict[str, Any]:
   """The training loop (train.py's train_and_evaluate) vs the bare step, in images/s.
 
+  ``bare_images_per_second`` is the bare step dispatched back to back (``train``'s
+  ``images_per_second_pipelined``): like the loop, it does not wait for each step.
+
   ``constant_batch`` feeds one in-memory batch (the loop's own overhead: dispatch, host to
   device copies, metrics); ``folder`` (unless ``--pipeline none``) also runs the tf.data
   pipeline on a synthetic JPEG folder, competing for the same host CPUs.
   """
   from inception_jax.training import loop  # pylint: disable=g-import-not-at-top
-  steps = args.steps + 1  # the first step (compilation) is excluded by the loop's own timer
+  # Two log windows of --steps steps: the loop's timer excludes the first (compiling) step, the
+  # rest of the first window warms up, and the second is timed, as the bare step's steps are.
+  steps = 2 * args.steps
   variants = ['constant_batch']
   if args.pipeline != 'none':
     variants.insert(0, 'folder')
@@ -545,11 +568,12 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
         dataset, data_dir = pipeline['_dataset'], pipeline['_data_dir']
     else:
       dataset, data_dir = 'in_memory', os.path.join(workdir, 'data')
-      source = InMemoryPipeline(_random_batch(args.batch, args.size, args.num_classes),
+      source = InMemoryPipeline(_random_batch(args.batch, args.size, args.num_classes,
+                                              half=args.half),
                                 args.num_classes, num_train_examples=steps * args.batch)
     config = _pipeline_config(args, dataset, data_dir)
     config.num_train_steps = steps
-    config.log_every_steps = steps
+    config.log_every_steps = args.steps
     config.checkpoint_every_steps = 0
     config.eval_every_steps = 0
     config.tensorboard = False
@@ -568,7 +592,8 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
                     'overhead_vs_bare_step_percent':
                         100.0 * (1.0 - ips / bare_images_per_second)}
   out['note'] = ('loop: train_and_evaluate with pmap on 1 device, metrics fetched at the log '
-                 'boundary, state donated, batches prefetched 2 ahead; "folder" includes the '
+                 'boundary, state donated, batches put on the device 2 ahead by a background '
+                 'thread (bfloat16 images with --half); "folder" includes the '
                  'tf.data pipeline competing for the same CPUs, "constant_batch" feeds one '
                  'in-memory batch (the loop\'s own overhead)')
   return out
@@ -695,6 +720,8 @@ def print_report(report: dict[str, Any]) -> None:
         f'{report["steps"]} timed steps after {report["warmup"]} warm-up '
         f'({report["machine"]["backend"]}, {report["machine"]["device"]}, '
         f'{report["machine"]["cpu_count"]} CPUs, load {report["machine"]["load_average_start"]})')
+  if report['options']['plain']:
+    print('  plain layers: ' + ', '.join(report['options'][k] for k in report['options']['plain']))
   peak = report['peak']
   print(f'  peak ({peak["dtype"]} {peak["matmul_size"]}^3 matmul): '
         f'{peak["flops_per_second"] / g:.1f} GFLOP/s')
@@ -707,6 +734,9 @@ def print_report(report: dict[str, Any]) -> None:
     print(f'  {name:5s}: {_fmt_rate(s)}  compile {s["compile_seconds"]:.1f} s  '
           f'{s["flops_per_second"] / g:.1f} GFLOP/s  {pct}  '
           f'CPU {s.get("cpu_seconds_per_step", float("nan")):.2f} s/step')
+    if 'images_per_second_pipelined' in s:
+      print(f'         back to back (one wait for {report["steps"]} steps): '
+            f'{s["images_per_second_pipelined"]:.2f} img/s')
   mem = report['memory']
   line = f'  host peak RSS {mem["host_peak_bytes"] / 2**30:.2f} GiB'
   if mem.get('device'):
@@ -721,7 +751,8 @@ def print_report(report: dict[str, Any]) -> None:
         continue
       v = report['loop'][k]
       print(f'  loop ({k}): {v["images_per_second"]:.2f} img/s '
-            f'({v["overhead_vs_bare_step_percent"]:+.1f}% vs the bare step)')
+            f'({v["overhead_vs_bare_step_percent"]:+.1f}% vs the bare step back to back, '
+            f'{report["train"]["images_per_second_pipelined"]:.2f} img/s)')
   if report['compare']:
     c = report['compare']
     for fmt, v in c['formats'].items():
@@ -733,14 +764,21 @@ def print_report(report: dict[str, Any]) -> None:
       print(f'  note: {c["note"]}')
 
 
-def _conv_name(plain_conv: bool) -> str:
+def use_plain_layers(plain: Sequence[str]) -> None:
+  """Turns this package's lowerings named in ``plain`` off for this process (``--plain``)."""
+  from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
+  for name in plain:
+    setattr(layers, _PLAIN_SWITCHES[name], ())
+
+
+def _lowerings() -> dict[str, str]:
+  """Which code each layer runs on this backend, for the report."""
   import jax  # pylint: disable=g-import-not-at-top
   from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
-  if plain_conv:
-    return 'nn.Conv'
-  if jax.default_backend() in layers.FAST_LOWERING_BACKENDS:
-    return 'layers.FastConv'
-  return 'layers.FastConv (nn.Conv on this backend)'
+  names = {'conv': ('layers.FastConv', 'nn.Conv'), 'norm': ('layers.FastBatchNorm', 'nn.BatchNorm'),
+           'pool': ('layers.max_pool phase-sum gradient', 'autodiff of reduce_window')}
+  return {k: names[k][jax.default_backend() not in getattr(layers, _PLAIN_SWITCHES[k])]
+          for k in PLAIN_CHOICES}
 
 
 def _strip_private(tree: Any) -> Any:
@@ -761,6 +799,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   load_start = load_average()
   import jax  # pylint: disable=g-import-not-at-top
 
+  use_plain_layers(args.plain)
   model = build_model(args)
   aux_weight = args.aux_weight if args.aux_weight is not None else default_aux_weight(args.model)
   on_gpu = jax.default_backend() == 'gpu'
@@ -782,7 +821,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   with tempfile.TemporaryDirectory(prefix='inception_jax_bench_') as workdir:
     pipeline = bench_pipeline(args, workdir)
     loop_result = (bench_loop(args, workdir, pipeline,
-                              ours['train']['images_per_second']['median'])
+                              ours['train']['images_per_second_pipelined'])
                    if args.loop else None)
 
   compare = None
@@ -807,7 +846,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   'date': time.strftime('%Y-%m-%d %H:%M:%S %Z')},
       'versions': _versions(),
       'options': {'allocator': _loaded_allocator(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-                  'conv': _conv_name(args.plain_conv),
+                  **_lowerings(), 'plain': sorted(set(args.plain)),
                   'aux_weight': aux_weight, 'overrides': _parse_overrides(args.set),
                   'num_classes': args.num_classes},
       'macs_per_image': ours['macs_per_image'], 'flops_per_image': ours['flops_per_image'],

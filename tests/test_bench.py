@@ -47,6 +47,7 @@ def test_end_to_end_json(tmp_path, capsys):
     assert _positive(section['compile_seconds']) and _positive(section['flops_per_second'])
     assert _positive(section['percent_of_peak'])
   assert report['train']['metrics_finite']
+  assert _positive(report['train']['images_per_second_pipelined'])
   # Training counts the aux heads (3 x 2 x MACs), evaluation does not (2 x MACs).
   macs = report['macs_per_image']
   assert macs['training_with_aux'] > macs['inference'] > 0
@@ -58,7 +59,7 @@ def test_end_to_end_json(tmp_path, capsys):
   pipeline = report['pipeline']
   assert pipeline['dataset'] == 'folder' and _positive(pipeline['images_per_second'])
   assert pipeline['batch_shape'] == [2, 32, 32, 3]
-  assert report['options']['conv'] == 'layers.FastConv'
+  assert report['options']['conv'] == 'layers.FastConv' and report['options']['plain'] == []
   assert report['loop'] is None and report['compare'] is None
   printed = capsys.readouterr().out
   assert 'train:' in printed and 'img/s' in printed
@@ -128,12 +129,25 @@ def test_summarize_times():
 
 def test_loop_on_in_memory_batches(tmp_path):
   """--loop with --pipeline none runs the real training loop on one in-memory batch (no tf.data:
-  how it runs on a GPU image without TensorFlow)."""
-  args = bench.parse_args(TINY + ['--pipeline', 'none', '--loop'])
+  how it runs on a GPU image without TensorFlow), in bfloat16 images with --half."""
+  args = bench.parse_args(TINY + ['--pipeline', 'none', '--loop', '--half'])
   out = bench.bench_loop(args, str(tmp_path), None, bare_images_per_second=1.0)
   assert set(out) == {'constant_batch', 'note'}
   run = out['constant_batch']
   assert _positive(run['images_per_second']) and _positive(run['wall_seconds'])
   metrics = [json.loads(line) for line in
              (tmp_path / 'loop_constant_batch' / 'metrics.jsonl').read_text().splitlines()]
-  assert [m['step'] for m in metrics if 'train' in json.dumps(m)][-1] == args.steps + 1
+  assert [m['step'] for m in metrics if 'train' in json.dumps(m)] == [args.steps, 2 * args.steps]
+
+
+def test_plain_switches_turn_the_named_lowerings_off(monkeypatch):
+  from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
+  for name in ('FAST_LOWERING_BACKENDS', 'FAST_NORM_BACKENDS', 'FAST_POOL_BACKENDS'):
+    monkeypatch.setattr(layers, name, getattr(layers, name))  # restored after the test
+  args = bench.parse_args(TINY + ['--plain', 'norm', '--plain-conv'])
+  assert args.plain == ['norm', 'conv']
+  bench.use_plain_layers(args.plain)
+  assert layers.FAST_NORM_BACKENDS == () and layers.FAST_LOWERING_BACKENDS == ()
+  assert layers.FAST_POOL_BACKENDS != ()
+  assert bench._lowerings() == {'conv': 'nn.Conv', 'norm': 'nn.BatchNorm',  # pylint: disable=protected-access
+                                'pool': 'layers.max_pool phase-sum gradient'}
