@@ -31,7 +31,6 @@ checkpoint/eval pauses excluded by the training loop).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import csv
 import dataclasses
@@ -586,7 +585,7 @@ def write_report(sweep_dir: str, out_dir: str | None = None, *, plots: bool = Tr
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = errors.ArgumentParser(
       prog='python -m inception_jax.report',
       description='Rebuild results.csv, results.md and the plots of a sweep from its run dirs.')
   parser.add_argument('sweep_dir', help='the sweep --workdir (or any directory of runs)')

@@ -15,7 +15,6 @@ the aux heads' share is reported separately.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import json
@@ -283,7 +282,7 @@ def _print_naive(name: str, size: int, rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = errors.ArgumentParser(
       prog='python -m inception_jax.summary',
       description='Parameters and multiply-adds per module of a registered model.')
   parser.add_argument('--model', required=True, help=f'one of: {", ".join(models.available())}')

@@ -135,6 +135,9 @@ CASES: list[tuple[str, str, Any, str]] = [
     ('weights of another model for conversion', 'call', 'resnet', 'looks like torchvision resnet'),
     ('truncated weights file', 'call', 'truncated', 'truncated or not a safetensors file'),
     ('weights file missing', 'call', 'missing', 'does not exist'),
+    ('unknown flag of summary', 'call', 'summary', 'unrecognized arguments: --bogus (see'),
+    ('report without its sweep directory', 'call', 'report', 'required: sweep_dir (see'),
+    ('unknown flag of data.prepare', 'call', 'prepare', 'unrecognized arguments: --bogus (see'),
 ]
 
 
@@ -180,6 +183,15 @@ def _call_case(what, tmp) -> Callable[[], Any]:
     return lambda: parallel.maybe_initialize_distributed(None, 2, None)
   if what == 'predict':
     return lambda: predict.main(['--checkpoint', os.path.join(tmp, 'none'), '--example'])
+  if what == 'summary':
+    from inception_jax import summary  # pylint: disable=g-import-not-at-top
+    return lambda: summary.main(['--model', 'googlenet', '--bogus'])
+  if what == 'report':
+    from inception_jax import report  # pylint: disable=g-import-not-at-top
+    return lambda: report.main([])
+  if what == 'prepare':
+    from inception_jax.data import prepare  # pylint: disable=g-import-not-at-top
+    return lambda: prepare.main(['--dataset', 'digits', '--bogus'])
   if what == 'evaluate':
     from inception_jax import evaluate  # pylint: disable=g-import-not-at-top
     return lambda: evaluate.evaluate(_config(), os.path.join(tmp, 'none'))

@@ -11,11 +11,10 @@ then run ``python -m inception_jax.data.prepare --dataset imagenet2012 --data_di
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from inception_jax.errors import UserError, run_cli
+from inception_jax.errors import ArgumentParser, UserError, run_cli
 
 IMAGENET_TARBALLS = ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar')
 
@@ -52,7 +51,8 @@ def prepare(dataset: str, data_dir: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = ArgumentParser(prog='python -m inception_jax.data.prepare',
+                          description=__doc__.splitlines()[0])
   parser.add_argument('--dataset', required=True, help="TFDS name, e.g. 'imagenet2012' or 'digits'")
   parser.add_argument('--data_dir', default=None,
                       help='TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)')
