@@ -44,15 +44,10 @@ def _same(a, b) -> bool:
           and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(la, lb)))
 
 
-def _largest_data_file(directory) -> str:
-  """The largest array data file (TensorStore OCDBT's ``d/`` files) under ``directory``.
-
-  Only data files: ``_METADATA`` is sometimes larger than every data file (how the arrays split
-  over data files varies from save to save), and damaging it is another test.
-  """
-  files = [f for f in glob.glob(os.path.join(directory, '**', 'd', '*'), recursive=True)
-           if os.path.isfile(f)]
-  return max(files, key=os.path.getsize)
+def _data_files(directory) -> list[str]:
+  """The array data files (TensorStore OCDBT's ``d/`` files) under ``directory``."""
+  return [f for f in glob.glob(os.path.join(directory, '**', 'd', '*'), recursive=True)
+          if os.path.isfile(f)]
 
 
 def _steps(workdir) -> list[str]:
@@ -82,8 +77,11 @@ def test_metadata_records_per_item_checksums(reference):
   assert meta['checksum'] == ckpt_lib.state_checksum(reference.state)
 
 
-def _remove_data_file(step_dir):
-  os.remove(_largest_data_file(os.path.join(step_dir, 'state')))
+def _remove_data_files(step_dir):
+  """Removes every array data file: how OCDBT splits the arrays over them varies from save to
+  save, so removing any one file might leave nothing that a restore reads."""
+  for path in _data_files(os.path.join(step_dir, 'state')):
+    os.remove(path)
 
 
 def _flip_byte(step_dir):
@@ -95,8 +93,7 @@ def _flip_byte(step_dir):
   ``params``: bytes of the data files (largest first) are tried until a flip changes them.
   """
   state_dir = os.path.join(step_dir, 'state')
-  files = sorted((f for f in glob.glob(os.path.join(state_dir, '**', 'd', '*'), recursive=True)
-                  if os.path.isfile(f)), key=os.path.getsize, reverse=True)
+  files = sorted(_data_files(state_dir), key=os.path.getsize, reverse=True)
   checkpointer = ckpt_lib.Checkpointer(os.path.dirname(step_dir), read_only=True)
   step = int(os.path.basename(step_dir))
   try:
@@ -129,11 +126,11 @@ def _half_written(step_dir):
   # A save killed before its commit: Orbax's temporary name, part of the files.
   tmp = f'{step_dir}.orbax-checkpoint-tmp-1234567'
   os.rename(step_dir, tmp)
-  _remove_data_file(tmp)
+  _remove_data_files(tmp)
 
 
 @pytest.mark.parametrize('damage,reason', [
-    (_remove_data_file, 'its state is unreadable'),
+    (_remove_data_files, 'its state is unreadable'),
     (_flip_byte, 'checksum mismatch in '),
     (_remove_metadata, 'its metadata is missing'),
     (_half_written, None),
@@ -179,7 +176,7 @@ def test_init_from_refuses_a_damaged_checkpoint(reference, tmp_path):
   _flip_byte(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
   with pytest.raises(UserError, match=r'checkpoints/8 is damaged \(checksum mismatch in params\)'):
     ckpt_lib.load_pretrained(str(workdir))
-  _remove_data_file(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
+  _remove_data_files(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
   with pytest.raises(UserError, match=r'checkpoints/8 is damaged \(ValueError: '):
     ckpt_lib.load_pretrained(str(workdir))
 
