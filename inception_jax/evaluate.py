@@ -144,33 +144,18 @@ def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devi
 
 def views_dataset(config: Any, crops: int, batch: int) -> tuple[Any, Any]:
   """``(tf.data.Dataset, DatasetInfo)``: the whole eval split once, as batches of
-  ``{'image': float32 [batch, crops, S, S, 3], 'label': int32 [batch], 'mask': bool [batch]}``,
-  the last batch padded with masked zero examples."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  ``{'image': [batch, crops, S, S, 3], 'label': int32 [batch], 'mask': bool [batch]}``,
+  the last batch padded with masked zero examples (the input pipeline's evaluation dataset with
+  the protocol's views in place of its centre crop)."""
   from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
   from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
-  # The pipeline's record reader (TFDS or image folder). Its public eval iterator applies the
-  # 1-crop view itself, so multi-crop needs the records before preprocessing.
-  source = input_pipeline._source(config)  # pylint: disable=protected-access
-  info = source.info
-  share = source.read(info.eval_split, 0, 1, drop_remainder=False)
-  views_fn = crops_lib.make_views_fn(crops, config)
-  size = int(config.image_size)
-
-  def preprocess(ex):
-    image = tf.io.read_file(ex['path']) if 'path' in ex else ex['image']
-    return {'image': views_fn(image), 'label': tf.cast(ex['label'], tf.int32),
-            'mask': tf.constant(True)}
-
-  ds = share.dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  num_padding = -share.size % batch
-  padding = tf.data.Dataset.from_tensors({
-      'image': tf.zeros([crops, size, size, 3], tf.float32),
-      'label': tf.constant(0, tf.int32),
-      'mask': tf.constant(False)}).repeat(num_padding)
-  ds = ds.concatenate(padding).batch(batch, drop_remainder=True)
-  return ds.prefetch(2).with_options(input_pipeline._options()), info  # pylint: disable=protected-access
+  config = config.copy_and_resolve_references()
+  config.eval_batch_size = batch
+  config.half_precision = False  # inference computes in float32 (restore.load_for_inference)
+  ds = input_pipeline.create_eval_dataset(config, process_index=0, process_count=1,
+                                          views_fn=crops_lib.make_views_fn(crops, config))
+  return ds, input_pipeline.get_dataset_info(config)
 
 
 # ----------------------------------------------------------------------------- evaluation

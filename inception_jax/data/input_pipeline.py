@@ -52,7 +52,7 @@ import hashlib
 import json
 import numbers
 import os
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from absl import logging
 import ml_dtypes
@@ -662,8 +662,15 @@ def create_train_iterator(config: Any, *, start_step: int = 0,
 
 
 def create_eval_dataset(config: Any, *, process_index: int | None = None,
-                        process_count: int | None = None) -> tf.data.Dataset:
-  """The finite evaluation ``tf.data.Dataset`` behind :func:`create_eval_iterator`."""
+                        process_count: int | None = None,
+                        views_fn: Callable[[tf.Tensor], tf.Tensor] | None = None
+                        ) -> tf.data.Dataset:
+  """The finite evaluation ``tf.data.Dataset`` behind :func:`create_eval_iterator`.
+
+  ``views_fn(image) -> float32 [..., S, S, 3]`` replaces the centre-crop view
+  (``preprocessing.preprocess_for_eval``); multi-crop evaluation passes its crops
+  (``crops.make_views_fn``), and each example's ``image`` then has that shape.
+  """
   process_index, process_count = _processes(process_index, process_count)
   source = _source(config)
   local = _local_batch(config, 'eval_batch_size', process_count)
@@ -671,19 +678,20 @@ def create_eval_dataset(config: Any, *, process_index: int | None = None,
                       drop_remainder=False)
   size = share.size
   num_batches = -(-_max_share(source.info.num_eval_examples, process_count) // local)
-  image_size = int(_cfg(config, 'image_size', 224))
   dtype = tf.as_dtype(image_dtype(config))
+  if views_fn is None:
+    views_fn = lambda image: preprocessing.preprocess_for_eval(image, config)
 
   def preprocess(ex):
     if 'path' in ex:
       ex = {'image': tf.io.read_file(ex['path']), 'label': ex['label']}
-    return {'image': tf.cast(preprocessing.preprocess_for_eval(ex['image'], config), dtype),
+    return {'image': tf.cast(views_fn(ex['image']), dtype),
             'label': tf.cast(ex['label'], tf.int32),
             'mask': tf.constant(True)}
 
   ds = share.dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   padding = tf.data.Dataset.from_tensors({
-      'image': tf.zeros([image_size, image_size, 3], dtype),
+      'image': tf.zeros(ds.element_spec['image'].shape, dtype),
       'label': tf.constant(0, tf.int32),
       'mask': tf.constant(False)}).repeat(num_batches * local - size)
   ds = ds.concatenate(padding).batch(local, drop_remainder=True)
