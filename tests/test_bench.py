@@ -132,7 +132,7 @@ def test_loop_on_in_memory_batches(tmp_path):
   how it runs on a GPU image without TensorFlow), in bfloat16 images with --half."""
   args = bench.parse_args(TINY + ['--pipeline', 'none', '--loop', '--half'])
   out = bench.bench_loop(args, str(tmp_path), None, bare_images_per_second=1.0)
-  assert set(out) == {'constant_batch', 'note'}
+  assert set(out) == {'constant_batch', 'bare_images_per_second', 'note'}
   run = out['constant_batch']
   assert _positive(run['images_per_second']) and _positive(run['wall_seconds'])
   metrics = [json.loads(line) for line in
