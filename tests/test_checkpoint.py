@@ -7,6 +7,7 @@ programs (the loop's program cache), so each run costs little more than its inpu
 import json
 import os
 import signal
+import threading
 
 import jax
 import numpy as np
@@ -131,8 +132,12 @@ def test_nonfinite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(tm
 
   with pytest.raises(loop.NonFiniteError,
                      match=r'non-finite loss and gradients at step 5:.*last good checkpoint is '
-                           r'step 3'):
+                           r'step 3') as raised:
     _train(tmp_path, transform_batch=poison)
+  # While the error (and so the loop's frame) is still held, as a notebook or a caller holds it,
+  # no prefetch thread is left running with batches on the devices.
+  assert raised.value.__traceback__ is not None
+  assert not [t for t in threading.enumerate() if t.name == 'inception_jax-prefetch']
   directory = ckpt_lib.checkpoint_dir(tmp_path)
   assert sorted(os.listdir(directory)) == ['3']
   checkpointer = ckpt_lib.Checkpointer(directory, read_only=True)

@@ -286,6 +286,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
   checkpointer = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir),
                                        keep=int(config.keep_checkpoints))
   writer = None
+  train_batches = None
   try:
     current_meta = ckpt_lib.run_metadata(config, programs.abstract_state, num_classes=num_classes,
                                          total_steps=total_steps)
@@ -414,6 +415,7 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
       if progress is not None:
         progress.close()
         say.bar = None
+      train_batches.close()  # stops the prefetch thread and frees its batches before evaluating
 
     final_eval = None
     if not preempted:
@@ -427,6 +429,8 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
                        state=dp.get_state(state), final_eval=final_eval, preempted=preempted,
                        resumed_from=resumed_from)
   finally:
+    if train_batches is not None:
+      train_batches.close()
     checkpointer.close()
     if writer is not None:
       writer.close()
