@@ -26,8 +26,7 @@ from inception_jax.models import layers
 
 MODELS = {'googlenet_tv': (256, 224), 'inception_v3': (128, 299)}
 VARIANTS = ([], ['norm'], ['pool'])
-SWITCHES = {name: getattr(layers, name)
-            for name in ('FAST_LOWERING_BACKENDS', 'FAST_NORM_BACKENDS', 'FAST_POOL_BACKENDS')}
+SWITCHES = {name: getattr(layers, name) for name in bench.PLAIN_SWITCHES.values()}
 
 
 def _reset_switches() -> None:

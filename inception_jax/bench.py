@@ -59,9 +59,9 @@ JSON_KEYS = ('model', 'batch', 'size', 'dtype', 'steps', 'warmup', 'machine', 'v
              'options', 'macs_per_image', 'flops_per_image', 'peak', 'init', 'train', 'eval',
              'memory', 'pipeline', 'loop', 'compare')
 # --plain choices -> the layers module's switch of that lowering (the backends it runs on).
-PLAIN_CHOICES = ('conv', 'norm', 'pool')
-_PLAIN_SWITCHES = {'conv': 'FAST_LOWERING_BACKENDS', 'norm': 'FAST_NORM_BACKENDS',
-                   'pool': 'FAST_POOL_BACKENDS'}
+PLAIN_SWITCHES = {'conv': 'FAST_LOWERING_BACKENDS', 'norm': 'FAST_NORM_BACKENDS',
+                  'pool': 'FAST_POOL_BACKENDS'}
+PLAIN_CHOICES = tuple(PLAIN_SWITCHES)
 # Keys of 'train' and 'eval'.
 STEP_KEYS = ('compile_seconds', 'images_per_second', 'step_seconds', 'flops_per_second',
              'percent_of_peak')
@@ -771,7 +771,7 @@ def use_plain_layers(plain: Sequence[str]) -> None:
   """Turns this package's lowerings named in ``plain`` off for this process (``--plain``)."""
   from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
   for name in plain:
-    setattr(layers, _PLAIN_SWITCHES[name], ())
+    setattr(layers, PLAIN_SWITCHES[name], ())
 
 
 def _lowerings() -> dict[str, str]:
@@ -780,7 +780,7 @@ def _lowerings() -> dict[str, str]:
   from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
   names = {'conv': ('layers.FastConv', 'nn.Conv'), 'norm': ('layers.FastBatchNorm', 'nn.BatchNorm'),
            'pool': ('layers.max_pool phase-sum gradient', 'autodiff of reduce_window')}
-  return {k: names[k][jax.default_backend() not in getattr(layers, _PLAIN_SWITCHES[k])]
+  return {k: names[k][jax.default_backend() not in getattr(layers, PLAIN_SWITCHES[k])]
           for k in PLAIN_CHOICES}
 
 

@@ -9,8 +9,9 @@ passes ``conv=partial(nn.Conv, ...)`` down its blocks.
 lowering suits XLA's CPU backend (1x1 convolutions as matrix products; the kernel gradient of
 wide convolutions as chunked im2col matrix products); on other backends it is ``nn.Conv``.
 :class:`FastBatchNorm` (ConvBN's default ``norm``) is ``nn.BatchNorm`` with a hand-written
-training gradient, and ``max_pool``'s gradient avoids XLA's select-and-scatter. All compute the same functions as the plain versions
-(tests/test_layers.py compares values and gradients); see benchmarks/RESULTS.md for the gains.
+training gradient, and ``max_pool``'s gradient avoids XLA's select-and-scatter. All compute the
+same functions as the plain versions (tests/test_layers.py compares values and gradients); see
+benchmarks/RESULTS.md for the gains.
 
 The pooling helpers reproduce PyTorch's (and so torchvision's) semantics exactly, because weights
 converted from torchvision must give the same logits: explicit symmetric padding, ``ceil_mode``
@@ -212,7 +213,8 @@ class FastConv(nn.Conv):
     strides = self.strides if self.strides is not None else 1
     strides = (strides,) * len(kernel_size) if isinstance(strides, int) else tuple(strides)
     padding = None
-    if (jax.default_backend() in FAST_LOWERING_BACKENDS and inputs.ndim == 4 and len(kernel_size) == 2 and self.feature_group_count == 1
+    if (jax.default_backend() in FAST_LOWERING_BACKENDS and inputs.ndim == 4
+        and len(kernel_size) == 2 and self.feature_group_count == 1
         and self.input_dilation in (None, 1, (1, 1)) and self.kernel_dilation in (None, 1, (1, 1))
         and self.mask is None and len(strides) == 2 and self.precision is None
         and self.conv_general_dilated is None and self.conv_general_dilated_cls is None):
