@@ -29,7 +29,10 @@ Host options that change speed but not numbers (all opt-in, recorded in the JSON
 tcmalloc`` re-executes the benchmark with tcmalloc preloaded (XLA:CPU allocates its buffers
 afresh on every call and glibc returns big blocks to the kernel, so every step page-faults its
 whole working set back in; see benchmarks/RESULTS.md), and ``--xla-flags`` appends to
-``XLA_FLAGS``. Neither is set for you anywhere else in the package.
+``XLA_FLAGS``. Neither is set for you anywhere else in the package. (``import inception_jax``
+itself sets one XLA:CPU flag, YNNPACK convolutions off, see ``inception_jax/xla_flags.py``;
+``INCEPTION_JAX_XLA_DEFAULTS=0`` runs XLA's own defaults instead. The JSON records the
+``XLA_FLAGS`` the run used.)
 
 ``--json FILE`` writes every figure (keys documented in :data:`JSON_KEYS`).
 """

@@ -11,6 +11,8 @@ tests/test_bench.py``) would lose its worker.
 
 import jax
 
+import inception_jax  # noqa: F401  (sets its XLA:CPU flag before any backend starts)
+
 try:
   import torch  # pylint: disable=unused-import
   import torchvision  # pylint: disable=unused-import

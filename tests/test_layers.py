@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from inception_jax import xla_flags
 from inception_jax.models import layers
 
 # (H=W, in, out, kernel, stride, padding): the layer forms of both models, small.
@@ -67,10 +68,16 @@ def test_fast_conv_matches_nn_conv(size, cin, cout, kernel, stride, padding):
   _check(*_conv_pair(cout, kernel, stride, padding, use_bias=True), x)
 
 
+# XLA_FLAGS as jaxlib 0.10's default: convolutions run through YNNPACK, whose kernel gradients
+# FastConv replaces with im2col (the policy reads XLA_FLAGS when it traces).
+YNN_CONVOLUTIONS = {'XLA_FLAGS': xla_flags.YNN_FLAG + '=individual_dot,individual_convolution,reduce'}
+
+
 @pytest.mark.parametrize('kernel,stride,padding', [((3, 3), 1, 1), ((3, 3), 2, 0),
                                                    ((7, 7), 2, 3), ((1, 1), 1, 0)])
 def test_kernel_gradient_im2col_path(monkeypatch, kernel, stride, padding):
   """Wide inputs take the chunked im2col kernel gradient; force it (and a 1-image chunk)."""
+  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS['XLA_FLAGS'])
   monkeypatch.setattr(layers, 'IM2COL_MIN_CHANNELS', 1)
   for chunk_bytes in (1, 1 << 30):  # one image per scan step; the whole batch at once
     monkeypatch.setattr(layers, 'IM2COL_CHUNK_BYTES', chunk_bytes)
@@ -78,17 +85,36 @@ def test_kernel_gradient_im2col_path(monkeypatch, kernel, stride, padding):
     _check(*_conv_pair(5, kernel, stride, padding), x)
 
 
-def test_large_kernels_take_im2col_whatever_their_channels(monkeypatch):
-  """The 3-channel 7x7 stem uses the im2col kernel gradient (measured faster); a 3-channel 3x3
-  does not; both still compute nn.Conv's numbers."""
+def _im2col_calls(monkeypatch):
   calls = []
   real = layers._kernel_grad_im2col  # pylint: disable=protected-access
   monkeypatch.setattr(layers, '_kernel_grad_im2col',
                       lambda x, g, shape, *a: calls.append(tuple(shape)) or real(x, g, shape, *a))
+  return calls
+
+
+def test_large_kernels_take_im2col_whatever_their_channels(monkeypatch):
+  """Against YNNPACK's convolutions, the 3-channel 7x7 stem uses the im2col kernel gradient
+  (measured faster); a 3-channel 3x3 does not; both still compute nn.Conv's numbers."""
+  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS['XLA_FLAGS'])
+  calls = _im2col_calls(monkeypatch)
   x = jnp.asarray(np.random.RandomState(3).standard_normal((2, 16, 16, 3)), jnp.float32)
   _check(*_conv_pair(4, (7, 7), 2, 3), x)
   _check(*_conv_pair(4, (3, 3), 1, 1), x)
   assert calls and set(calls) == {(7, 7, 3, 4)}
+
+
+def test_no_im2col_under_the_package_xla_flags(monkeypatch):
+  """With the flag ``import inception_jax`` sets (XLA's own convolutions), every kernel
+  gradient but the 1x1 matrix product is XLA's: im2col was slower than Eigen's for every
+  GoogLeNet shape."""
+  monkeypatch.setenv('XLA_FLAGS', ' '.join(xla_flags.DEFAULT_FLAGS))
+  monkeypatch.setattr(layers, 'IM2COL_MIN_CHANNELS', 1)
+  calls = _im2col_calls(monkeypatch)
+  x = jnp.asarray(np.random.RandomState(3).standard_normal((2, 16, 16, 40)), jnp.float32)
+  _check(*_conv_pair(4, (7, 7), 2, 3), x)
+  _check(*_conv_pair(4, (3, 3), 1, 1), x)
+  assert not calls
 
 
 def test_fast_conv_bfloat16_close_to_nn_conv():

@@ -22,6 +22,7 @@ counts the zero padding in the divisor (``count_include_pad=True``). Pooling wor
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, Sequence
 
 import flax
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from inception_jax import xla_flags
 from inception_jax.errors import UserError
 
 Array = jax.Array
@@ -64,18 +66,18 @@ def scale_channels(channels: int, width_multiplier: float) -> int:
 # ---------------------------------------------------------------------------------------------
 # Convolution lowered for speed (same numbers as nn.Conv).
 #
-# Measured on a 2-core AVX-512 CPU (benchmarks/RESULTS.md): XLA's convolution is fast in the
-# forward pass and for the input gradient, but a 1x1 convolution runs ~2-3x faster as a matrix
-# product, and the *kernel* gradient of a convolution runs at 10-35 GFLOP/s on large grids (56x56
-# and up) and for the 1x7/7x1 kernels of Inception v3, 2-5x slower than the same contraction
-# written as im2col + matrix product. ``conv2d`` keeps XLA's convolution where it is good and uses
-# matrix products where they are better; the kernel gradient's im2col is built a few images at a
-# time (a scan over the batch) so the patches stay in cache instead of materialising
-# [batch, H, W, kh*kw*C] at once.
+# Measured on a 2-core AVX-512 CPU (benchmarks/RESULTS.md): the kernel gradient of a 1x1
+# convolution runs 1.5-3x faster as a matrix product than as XLA's convolution, so 1x1 kernels
+# are matrix products throughout. Larger kernels keep XLA's convolution, except for one case:
+# when XLA:CPU hands convolutions to YNNPACK (jaxlib 0.10's default, which ``inception_jax``
+# turns off at import; see ``xla_flags``), their kernel gradient runs at 10-35 GFLOP/s, 2-5x
+# slower than the same contraction written as im2col + matrix product, so it is written that
+# way. The im2col is built a few images at a time (a scan over the batch) so the patches stay in
+# cache instead of materialising [batch, H, W, kh*kw*C] at once.
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
-# Kernel gradients of convolutions whose input has at least this many channels use chunked
-# im2col; with fewer (16-24-channel reductions) the patches are built from too-thin slices and
+# With YNNPACK convolutions on, kernel gradients of convolutions whose input has at least this
+# many channels use chunked im2col; with fewer (16-24-channel reductions) the patches are built from too-thin slices and
 # XLA's own kernel gradient is as fast.
 IM2COL_MIN_CHANNELS = 32
 # ... and so do kernels of at least this many taps whatever their channels: GoogLeNet's 7x7/2 stem
@@ -144,6 +146,13 @@ def _kernel_grad_im2col(x: Array, g: Array, kernel_shape: Sequence[int],
   return grad.reshape(kh, kw, ci, co)
 
 
+def _im2col_kernel_grad(in_channels: int, taps: int) -> bool:
+  """Whether a kernel gradient is built as im2col (against YNNPACK's slow ones only)."""
+  if not xla_flags.ynn_convolutions(os.environ.get('XLA_FLAGS', ''), xla_flags.jaxlib_version()):
+    return False
+  return in_channels >= IM2COL_MIN_CHANNELS or taps >= IM2COL_MIN_TAPS
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv2d(x: Array, kernel: Array, strides: tuple[int, int], padding: Padding) -> Array:
   """NHWC x HWIO convolution (no dilation, no groups) with CPU-friendly lowerings.
@@ -171,7 +180,7 @@ def _conv2d_bwd(strides, padding, residuals, g):
     return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
   # The input gradient is XLA's transposed convolution (fast on CPU).
   dx = jax.vjp(lambda x_: _lax_conv(x_, kernel, strides, padding), x)[1](g)[0]
-  if x.shape[3] >= IM2COL_MIN_CHANNELS or kernel.shape[0] * kernel.shape[1] >= IM2COL_MIN_TAPS:
+  if _im2col_kernel_grad(x.shape[3], kernel.shape[0] * kernel.shape[1]):
     dk = _kernel_grad_im2col(x, g, kernel.shape, strides, padding).astype(kernel.dtype)
   else:
     dk = jax.vjp(lambda k_: _lax_conv(x, k_, strides, padding), kernel)[1](g)[0]

@@ -1,0 +1,102 @@
+"""The one XLA:CPU setting this package changes, applied when it is imported.
+
+jaxlib 0.10 hands convolutions to YNNPACK by default (``--xla_cpu_experimental_ynn_fusion_type``
+defaults to ``individual_dot,individual_convolution,reduce``). On the project's 2-core AVX-512
+CPU, XLA's own (Eigen) convolutions are much faster for Inception's shapes: the 3x3, 64->192
+convolution at 56 px, batch 32, ran forward / input gradient / kernel gradient at 206 / 166 / 182
+GFLOP/s with YNNPACK's convolutions off, against 143 / 96 / 23 with them on, and GoogLeNet's
+whole training step went from about 2.9 s to 2.55 s (benchmarks/RESULTS.md). YNNPACK keeps the
+matrix products and reductions (BatchNorm statistics, max-pool windows), where it is the faster
+of the two, so only ``individual_convolution`` is taken out.
+
+XLA reads ``XLA_FLAGS`` once, when JAX starts its CPU backend, so the flag is appended at import
+of ``inception_jax``, before any computation. It is left alone when
+
+* ``XLA_FLAGS`` already names ``--xla_cpu_experimental_ynn_fusion_type`` (the user's choice wins);
+* ``INCEPTION_JAX_XLA_DEFAULTS=0`` is set (XLA's own defaults, e.g. to compare);
+* jaxlib is older than 0.10.2 (an unknown flag or value aborts the process; older versions were
+  not measured);
+* JAX's backends are already running (then it could no longer take effect; a warning says so).
+
+No number changes beyond float rounding: both libraries compute the same convolution.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import re
+import sys
+import warnings
+from typing import MutableMapping
+
+YNN_FLAG = '--xla_cpu_experimental_ynn_fusion_type'
+DEFAULT_FLAGS = (f'{YNN_FLAG}=-individual_convolution',)
+OPT_OUT_ENV = 'INCEPTION_JAX_XLA_DEFAULTS'
+MIN_JAXLIB = (0, 10, 2)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+  parts = []
+  for piece in version.split('.')[:3]:
+    digits = re.match(r'\d+', piece)
+    parts.append(int(digits.group()) if digits else 0)
+  return tuple(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def jaxlib_version() -> tuple[int, ...]:
+  try:
+    return _version_tuple(importlib.metadata.version('jaxlib'))
+  except importlib.metadata.PackageNotFoundError:
+    return (0,)
+
+
+def flags_to_add(xla_flags: str, jaxlib: tuple[int, ...], opt_out: str | None = None) -> list[str]:
+  """The flags :func:`apply` would append to an ``XLA_FLAGS`` of ``xla_flags``."""
+  if (opt_out or '').strip() in ('0', 'false', 'False', 'off') or tuple(jaxlib) < MIN_JAXLIB:
+    return []
+  return [flag for flag in DEFAULT_FLAGS if flag.split('=')[0] not in xla_flags]
+
+
+def _backends_started() -> bool:
+  if 'jax' not in sys.modules:
+    return False
+  try:
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    return bool(xla_bridge.backends_are_initialized())
+  except (ImportError, AttributeError):
+    return False
+
+
+def apply(environ: MutableMapping[str, str] = os.environ) -> list[str]:
+  """Appends :data:`DEFAULT_FLAGS` to ``XLA_FLAGS`` where the module docstring says; returns them."""
+  add = flags_to_add(environ.get('XLA_FLAGS', ''), jaxlib_version(), environ.get(OPT_OUT_ENV))
+  if not add:
+    return []
+  if _backends_started():
+    warnings.warn(
+        'JAX started its backends before inception_jax was imported, so XLA:CPU keeps YNNPACK '
+        'convolutions (slower here; see inception_jax/xla_flags.py). Import inception_jax '
+        f'first, or set XLA_FLAGS="{" ".join(add)}".', stacklevel=3)
+    return []
+  environ['XLA_FLAGS'] = ' '.join(filter(None, [environ.get('XLA_FLAGS', ''), *add]))
+  return add
+
+
+def ynn_convolutions(xla_flags: str, jaxlib: tuple[int, ...]) -> bool:
+  """Whether XLA:CPU runs convolutions through YNNPACK under this ``XLA_FLAGS``.
+
+  ``layers.FastConv`` asks, because its im2col kernel gradient pays off only against YNNPACK's
+  (23 GFLOP/s on the 3x3 kernels, where Eigen's reaches 180).
+  """
+  if tuple(jaxlib) < (0, 10):
+    return False
+  values = re.findall(re.escape(YNN_FLAG) + r'=(\S*)', xla_flags)
+  if not values:
+    return True
+  items = [v.strip() for v in values[-1].split(',') if v.strip()]
+  if items and all(v[0] in '+-' for v in items):  # edits of the default list
+    return '-individual_convolution' not in items
+  return 'individual_convolution' in items

@@ -1,0 +1,66 @@
+"""inception_jax's one XLA:CPU default (YNNPACK convolutions off) and when it is left alone."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from inception_jax import xla_flags
+
+FLAG = xla_flags.DEFAULT_FLAGS[0]
+NEW, OLD = (0, 10, 2), (0, 9, 9)
+
+
+def test_flag_added_only_when_the_user_has_not_chosen():
+  assert xla_flags.flags_to_add('', NEW) == [FLAG]
+  assert xla_flags.flags_to_add('--xla_force_host_platform_device_count=8', NEW) == [FLAG]
+  # the user's own YNN choice wins, whatever its value
+  assert xla_flags.flags_to_add(xla_flags.YNN_FLAG + '=individual_dot', NEW) == []
+  assert xla_flags.flags_to_add('', NEW, opt_out='0') == []
+  assert xla_flags.flags_to_add('', NEW, opt_out='1') == [FLAG]
+  # an older jaxlib may not know the flag (an unknown flag aborts the process)
+  assert xla_flags.flags_to_add('', OLD) == []
+
+
+@pytest.mark.parametrize('flags,expected', [
+    ('', True),                                                   # jaxlib 0.10's default
+    (FLAG, False),                                                # this package's default
+    (xla_flags.YNN_FLAG + '=individual_dot,reduce', False),
+    (xla_flags.YNN_FLAG + '=individual_dot,individual_convolution', True),
+    (xla_flags.YNN_FLAG + '=-reduce', True),
+    (xla_flags.YNN_FLAG + '= ' + FLAG, False),                    # the last one wins
+    (FLAG + ' ' + xla_flags.YNN_FLAG + '=individual_convolution', True),
+])
+def test_ynn_convolutions_reads_the_flag(flags, expected):
+  assert xla_flags.ynn_convolutions(flags, NEW) is expected
+  assert xla_flags.ynn_convolutions(flags, (0, 9)) is False
+
+
+def _import_in_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess:
+  environ = {k: v for k, v in os.environ.items()
+             if k not in ('XLA_FLAGS', xla_flags.OPT_OUT_ENV)}
+  environ.update(env)
+  return subprocess.run([sys.executable, '-c', code], env=environ, capture_output=True,
+                        text=True, timeout=120, check=True)
+
+
+def test_import_sets_the_flag_before_jax_starts():
+  """What ``import inception_jax`` leaves in XLA_FLAGS, and that XLA accepts it."""
+  code = ('import inception_jax, os, jax; jax.numpy.ones(2).block_until_ready(); '
+          'print(os.environ.get("XLA_FLAGS", ""))')
+  expected = FLAG if xla_flags.jaxlib_version() >= xla_flags.MIN_JAXLIB else ''
+  assert _import_in_fresh_process(code).stdout.strip() == expected
+  kept = _import_in_fresh_process(code, XLA_FLAGS='--xla_cpu_enable_fast_math=false').stdout
+  assert kept.split()[0] == '--xla_cpu_enable_fast_math=false'
+  assert _import_in_fresh_process(code, **{xla_flags.OPT_OUT_ENV: '0'}).stdout.strip() == ''
+
+
+def test_too_late_warns_and_changes_nothing():
+  if xla_flags.jaxlib_version() < xla_flags.MIN_JAXLIB:
+    pytest.skip('jaxlib too old for the flag')
+  code = ('import os, jax; jax.numpy.ones(2).block_until_ready(); import inception_jax; '
+          'print(repr(os.environ.get("XLA_FLAGS", "")))')
+  result = _import_in_fresh_process(code)
+  assert result.stdout.strip() == "''"
+  assert 'started its backends before inception_jax was imported' in result.stderr
