@@ -192,6 +192,37 @@ def test_max_pool_gradient_matches_autodiff(size, window, stride, padding, ceil_
   np.testing.assert_allclose(jax.jit(jax.grad(new))(x), jax.grad(ref)(x), atol=1e-6)
 
 
+def _numpy_max_pool_grad(x, g, window, stride, padding, ceil_mode):
+  """PyTorch's rule, window by window: the whole gradient to the first maximum, row-major."""
+  (oh, ow), _ = layers._pool_geometry(x.shape[1:3], (window,) * 2, (stride,) * 2,
+                                      (padding,) * 2, ceil_mode)
+  dx = np.zeros_like(x)
+  for b, p, q, ch in np.ndindex(x.shape[0], oh, ow, x.shape[3]):
+    best = None
+    for i, j in np.ndindex(window, window):
+      r, c = p * stride - padding + i, q * stride - padding + j
+      if 0 <= r < x.shape[1] and 0 <= c < x.shape[2] and (best is None or
+                                                          x[b, r, c, ch] > x[best + (ch,)]):
+        best = (b, r, c)
+    dx[best + (ch,)] += g[b, p, q, ch]
+  return dx
+
+
+@pytest.mark.parametrize('size,window,stride,padding,ceil_mode', [
+    (9, 3, 2, 0, True), (9, 3, 1, 1, True), (8, 2, 2, 0, True), (10, 3, 2, 0, False),
+    (7, 3, 2, 1, False)])
+def test_max_pool_gradient_with_ties_follows_pytorch(size, window, stride, padding, ceil_mode):
+  """ReLU-like input (half zeros, values rounded so windows tie) against a window-by-window
+  reference of PyTorch's rule."""
+  rs = np.random.RandomState(4)
+  x = np.maximum(rs.standard_normal((2, size, size, 3)), 0).round(1).astype(np.float32)
+  args = (window, stride, padding, ceil_mode)
+  y = layers.max_pool(jnp.asarray(x), *args)
+  g = rs.standard_normal(y.shape).astype(np.float32)
+  dx = jax.jit(lambda x: jax.vjp(lambda x_: layers.max_pool(x_, *args), x)[1](g)[0])(x)
+  np.testing.assert_allclose(np.asarray(dx), _numpy_max_pool_grad(x, g, *args), atol=1e-6)
+
+
 def test_max_pool_gradient_goes_to_the_first_maximum():
   """Ties (e.g. ReLU zeros) send the whole gradient to the first maximum, as PyTorch does."""
   x = jnp.zeros((1, 2, 2, 1), jnp.float32)

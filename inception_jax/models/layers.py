@@ -438,10 +438,10 @@ def max_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
   """``torch.nn.MaxPool2d`` on NHWC: padding and ceil-mode overhang never win the max.
 
   On the backends of ``FAST_POOL_BACKENDS`` the gradient goes to the first maximum of each
-  window in row-major order, as PyTorch's CPU kernel does; it is written as kh*kw masked, shifted
-  additions per stride phase, which XLA fuses into a few loops (autodiff of ``reduce_window``
-  lowers to a select-and-scatter that measured several times slower on CPU). Elsewhere it is
-  autodiff of ``reduce_window``.
+  window in row-major order, as PyTorch's CPU kernel does; it is written as kh*kw masked slices
+  of the stride-dilated output gradient, which XLA fuses into one loop (autodiff of
+  ``reduce_window`` lowers to a select-and-scatter that measured several times slower on CPU).
+  Elsewhere it is autodiff of ``reduce_window``.
   """
   window, padding = pair(window), pair(padding)
   stride = pair(stride) if stride is not None else window
@@ -474,34 +474,35 @@ def _max_pool_bwd(window, stride, pads, out, residuals, g):
   # Compare and add in float32: XLA:CPU has no native bf16 arithmetic (the conversion is exact,
   # so the comparisons are unchanged; the sums have at most kh*kw terms).
   acc_dtype = jnp.promote_types(g.dtype, jnp.float32)
-  x, y, gf = x.astype(acc_dtype), y.astype(acc_dtype), g.astype(acc_dtype)
-  xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)), constant_values=-jnp.inf)
-  hp, wp = xp.shape[1:3]
+  xp = jnp.pad(x.astype(acc_dtype), ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)),
+               constant_values=-jnp.inf)
+  y = y.astype(acc_dtype)
+  # Which tap t = i*kw + j holds each window's first maximum, row-major (one int8 pass).
+  first = jnp.full(y.shape, -1, jnp.int8)
+  for t in reversed(range(kh * kw)):
+    i, j = divmod(t, kw)
+    tap = jax.lax.slice(xp, (0, i, j, 0),
+                        (batch, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c), (1, sh, sw, 1))
+    first = jnp.where(tap == y, jnp.int8(t), first)
+  # Gather form: input row p (unpadded) receives, through tap row i, the output at row
+  # (p + lo - i) / stride when that is whole. Dilating g and ``first`` by the stride (interior
+  # padding) and padding their edges once turns every tap into a plain slice, so the kh*kw
+  # masked additions fuse into one loop that writes dx once (no scatter, no phase interleave).
+  lead_h, lead_w = kh - 1 - lo_h, kw - 1 - lo_w
+  span_h, span_w = (oh - 1) * sh + 1, (ow - 1) * sw + 1
+  config = ((0, 0, 0), (lead_h, kh - 1 + h - lead_h - span_h, sh - 1),
+            (lead_w, kw - 1 + w - lead_w - span_w, sw - 1), (0, 0, 0))
   zero = jnp.zeros((), acc_dtype)
-  # Window position (i, j) of output (p, q) reads padded input (i + sh*p, j + sw*q). Split the
-  # padded grid into sh x sw phases (rows r = i mod sh, ...): phase (r, c) receives, from each
-  # tap with i = r (mod sh), j = c (mod sw), that tap's gradient shifted by (i // sh, j // sw).
-  # Every output element then sums only the taps that reach it (no strided scatter).
-  qh, qw = -(-hp // sh), -(-wp // sw)
-  phases = [[None] * sw for _ in range(sh)]
-  taken = None
-  for i in range(kh):
-    for j in range(kw):
-      tap = jax.lax.slice(xp, (0, i, j, 0),
-                          (batch, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c),
-                          (1, sh, sw, 1))
-      first = tap == y if taken is None else (tap == y) & ~taken
-      taken = first if taken is None else taken | first
-      di, dj = i // sh, j // sw
-      part = jax.lax.pad(jnp.where(first, gf, zero), zero,
-                         ((0, 0, 0), (di, qh - oh - di, 0), (dj, qw - ow - dj, 0), (0, 0, 0)))
-      r, cc = i % sh, j % sw
-      phases[r][cc] = part if phases[r][cc] is None else phases[r][cc] + part
-  empty = jnp.zeros((batch, qh, qw, c), acc_dtype)
-  grid = jnp.stack([jnp.stack([p if p is not None else empty for p in row], axis=3)
-                    for row in phases], axis=2)                # [batch, qh, sh, qw, sw, c]
-  dxp = grid.reshape(batch, qh * sh, qw * sw, c)
-  return (dxp[:, lo_h:lo_h + h, lo_w:lo_w + w, :].astype(g.dtype),)
+  g_spread = jax.lax.pad(g.astype(acc_dtype), zero, config)
+  first_spread = jax.lax.pad(first, jnp.int8(-1), config)
+  dx = None
+  for t in range(kh * kw):
+    i, j = divmod(t, kw)
+    start, limit = (0, kh - 1 - i, kw - 1 - j, 0), (batch, kh - 1 - i + h, kw - 1 - j + w, c)
+    part = jnp.where(jax.lax.slice(first_spread, start, limit) == t,
+                     jax.lax.slice(g_spread, start, limit), zero)
+    dx = part if dx is None else dx + part
+  return (dx.astype(g.dtype),)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
