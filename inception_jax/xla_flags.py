@@ -4,8 +4,9 @@ jaxlib 0.10 hands convolutions to YNNPACK by default (``--xla_cpu_experimental_y
 defaults to ``individual_dot,individual_convolution,reduce``). On the project's 2-core AVX-512
 CPU, XLA's own (Eigen) convolutions are much faster for Inception's shapes: the 3x3, 64->192
 convolution at 56 px, batch 32, ran forward / input gradient / kernel gradient at 206 / 166 / 182
-GFLOP/s with YNNPACK's convolutions off, against 143 / 96 / 23 with them on, and GoogLeNet's
-whole training step went from about 2.9 s to 2.55 s (benchmarks/RESULTS.md). YNNPACK keeps the
+GFLOP/s with YNNPACK's convolutions off, against 143 / 96 / 23 with them on. GoogLeNet's training
+step (batch 32) went from 10.9-11.4 to 13.1-13.5 img/s, Inception v3's (batch 16) from 3.4-3.5 to
+4.2-4.3 img/s and its compilation from 16 s to 11-12 s (benchmarks/RESULTS.md). YNNPACK keeps the
 matrix products and reductions (BatchNorm statistics, max-pool windows), where it is the faster
 of the two, so only ``individual_convolution`` is taken out.
 
@@ -55,7 +56,7 @@ def jaxlib_version() -> tuple[int, ...]:
 
 def flags_to_add(xla_flags: str, jaxlib: tuple[int, ...], opt_out: str | None = None) -> list[str]:
   """The flags :func:`apply` would append to an ``XLA_FLAGS`` of ``xla_flags``."""
-  if (opt_out or '').strip() in ('0', 'false', 'False', 'off') or tuple(jaxlib) < MIN_JAXLIB:
+  if (opt_out or '').strip().lower() in ('0', 'false', 'off', 'no') or tuple(jaxlib) < MIN_JAXLIB:
     return []
   return [flag for flag in DEFAULT_FLAGS if flag.split('=')[0] not in xla_flags]
 
