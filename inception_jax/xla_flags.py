@@ -72,7 +72,7 @@ def _backends_started() -> bool:
 
 
 def apply(environ: MutableMapping[str, str] = os.environ) -> list[str]:
-  """Appends :data:`DEFAULT_FLAGS` to ``XLA_FLAGS`` where the module docstring says; returns them."""
+  """Appends :data:`DEFAULT_FLAGS` to ``XLA_FLAGS`` (see the module docstring); returns them."""
   add = flags_to_add(environ.get('XLA_FLAGS', ''), jaxlib_version(), environ.get(OPT_OUT_ENV))
   if not add:
     return []

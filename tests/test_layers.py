@@ -70,14 +70,14 @@ def test_fast_conv_matches_nn_conv(size, cin, cout, kernel, stride, padding):
 
 # XLA_FLAGS as jaxlib 0.10's default: convolutions run through YNNPACK, whose kernel gradients
 # FastConv replaces with im2col (the policy reads XLA_FLAGS when it traces).
-YNN_CONVOLUTIONS = {'XLA_FLAGS': xla_flags.YNN_FLAG + '=individual_dot,individual_convolution,reduce'}
+YNN_CONVOLUTIONS = xla_flags.YNN_FLAG + '=individual_dot,individual_convolution,reduce'
 
 
 @pytest.mark.parametrize('kernel,stride,padding', [((3, 3), 1, 1), ((3, 3), 2, 0),
                                                    ((7, 7), 2, 3), ((1, 1), 1, 0)])
 def test_kernel_gradient_im2col_path(monkeypatch, kernel, stride, padding):
   """Wide inputs take the chunked im2col kernel gradient; force it (and a 1-image chunk)."""
-  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS['XLA_FLAGS'])
+  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS)
   monkeypatch.setattr(layers, 'IM2COL_MIN_CHANNELS', 1)
   for chunk_bytes in (1, 1 << 30):  # one image per scan step; the whole batch at once
     monkeypatch.setattr(layers, 'IM2COL_CHUNK_BYTES', chunk_bytes)
@@ -96,7 +96,7 @@ def _im2col_calls(monkeypatch):
 def test_large_kernels_take_im2col_whatever_their_channels(monkeypatch):
   """Against YNNPACK's convolutions, the 3-channel 7x7 stem uses the im2col kernel gradient
   (measured faster); a 3-channel 3x3 does not; both still compute nn.Conv's numbers."""
-  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS['XLA_FLAGS'])
+  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS)
   calls = _im2col_calls(monkeypatch)
   x = jnp.asarray(np.random.RandomState(3).standard_normal((2, 16, 16, 3)), jnp.float32)
   _check(*_conv_pair(4, (7, 7), 2, 3), x)

@@ -77,8 +77,8 @@ def scale_channels(channels: int, width_multiplier: float) -> int:
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 # With YNNPACK convolutions on, kernel gradients of convolutions whose input has at least this
-# many channels use chunked im2col; with fewer (16-24-channel reductions) the patches are built from too-thin slices and
-# XLA's own kernel gradient is as fast.
+# many channels use chunked im2col; with fewer (16-24-channel reductions) the patches are built
+# from too-thin slices and XLA's own kernel gradient is as fast.
 IM2COL_MIN_CHANNELS = 32
 # ... and so do kernels of at least this many taps whatever their channels: GoogLeNet's 7x7/2 stem
 # on 3 channels (147-wide patches) took 261 ms for forward + kernel gradient at batch 32, 224 px,
@@ -478,12 +478,13 @@ def _max_pool_bwd(window, stride, pads, out, residuals, g):
                constant_values=-jnp.inf)
   y = y.astype(acc_dtype)
   # Which tap t = i*kw + j holds each window's first maximum, row-major (one int8 pass).
-  first = jnp.full(y.shape, -1, jnp.int8)
+  index_dtype = jnp.int8 if kh * kw < 128 else jnp.int32
+  first = jnp.full(y.shape, -1, index_dtype)
   for t in reversed(range(kh * kw)):
     i, j = divmod(t, kw)
     tap = jax.lax.slice(xp, (0, i, j, 0),
                         (batch, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c), (1, sh, sw, 1))
-    first = jnp.where(tap == y, jnp.int8(t), first)
+    first = jnp.where(tap == y, jnp.asarray(t, index_dtype), first)
   # Gather form: input row p (unpadded) receives, through tap row i, the output at row
   # (p + lo - i) / stride when that is whole. Dilating g and ``first`` by the stride (interior
   # padding) and padding their edges once turns every tap into a plain slice, so the kh*kw
@@ -494,7 +495,7 @@ def _max_pool_bwd(window, stride, pads, out, residuals, g):
             (lead_w, kw - 1 + w - lead_w - span_w, sw - 1), (0, 0, 0))
   zero = jnp.zeros((), acc_dtype)
   g_spread = jax.lax.pad(g.astype(acc_dtype), zero, config)
-  first_spread = jax.lax.pad(first, jnp.int8(-1), config)
+  first_spread = jax.lax.pad(first, jnp.asarray(-1, index_dtype), config)
   dx = None
   for t in range(kh * kw):
     i, j = divmod(t, kw)
