@@ -4,7 +4,8 @@ Compiling the training step takes 10-14 s on a 2-core CPU (13-16 s before ``xla_
 22-71 s on an H200 (benchmarks/RESULTS.md), and every restart pays it again: each resume after a
 preemption, each rerun of a crashed job. With the persistent cache, a rerun loads the compiled
 executables from disk instead; on the 2-core CPU, GoogLeNet's training step went from 12.6 s of
-compilation to 1.2 s. The cache changes no number: it stores the executables XLA would have produced.
+compilation to 1.2 s. The cache changes no number: it stores the executables XLA would have
+produced.
 
 The cache lives under the run's workdir by default, so it goes where the checkpoints go and
 never mixes programs of different runs or machines. It is used only by single-process runs on
