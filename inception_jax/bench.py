@@ -782,7 +782,7 @@ def _lowerings() -> dict[str, str]:
   import jax  # pylint: disable=g-import-not-at-top
   from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
   names = {'conv': ('layers.FastConv', 'nn.Conv'), 'norm': ('layers.FastBatchNorm', 'nn.BatchNorm'),
-           'pool': ('layers.max_pool phase-sum gradient', 'autodiff of reduce_window')}
+           'pool': ('layers.max_pool gather-form gradient', 'autodiff of reduce_window')}
   return {k: names[k][jax.default_backend() not in getattr(layers, PLAIN_SWITCHES[k])]
           for k in PLAIN_CHOICES}
 

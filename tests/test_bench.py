@@ -150,4 +150,4 @@ def test_plain_switches_turn_the_named_lowerings_off(monkeypatch):
   assert layers.FAST_NORM_BACKENDS == () and layers.FAST_LOWERING_BACKENDS == ()
   assert layers.FAST_POOL_BACKENDS != ()
   assert bench._lowerings() == {'conv': 'nn.Conv', 'norm': 'nn.BatchNorm',  # pylint: disable=protected-access
-                                'pool': 'layers.max_pool phase-sum gradient'}
+                                'pool': 'layers.max_pool gather-form gradient'}

@@ -92,7 +92,7 @@ IM2COL_CHUNK_BYTES = 32 << 20
 # (benchmarks/RESULTS.md), so elsewhere FastConv runs nn.Conv's code.
 FAST_LOWERING_BACKENDS = ('cpu',)
 # Backends on which FastBatchNorm uses its hand-written training gradient and max_pool its
-# phase-sum gradient; elsewhere they run nn.BatchNorm's code and autodiff of reduce_window. Both
+# gather-form gradient; elsewhere they run nn.BatchNorm's code and autodiff of reduce_window. Both
 # were written for and measured on the CPU; ``python -m inception_jax.bench --plain norm`` (or
 # ``pool``) measures the plain versions on any backend.
 FAST_NORM_BACKENDS = ('cpu', 'gpu', 'tpu')
