@@ -1,9 +1,9 @@
 """inception_jax's one XLA:CPU default (YNNPACK convolutions off) and when it is left alone."""
 
-import os
 import subprocess
 import sys
 
+import fault_helpers as fh
 import pytest
 
 from inception_jax import xla_flags
@@ -38,8 +38,8 @@ def test_ynn_convolutions_reads_the_flag(flags, expected):
 
 
 def _import_in_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess:
-  environ = {k: v for k, v in os.environ.items()
-             if k not in ('XLA_FLAGS', xla_flags.OPT_OUT_ENV)}
+  environ = fh.env()  # no XLA_FLAGS, the repository on PYTHONPATH
+  environ.pop(xla_flags.OPT_OUT_ENV, None)
   environ.update(env)
   return subprocess.run([sys.executable, '-c', code], env=environ, capture_output=True,
                         text=True, timeout=120, check=True)
