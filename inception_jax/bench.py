@@ -63,7 +63,7 @@ JSON_KEYS = ('model', 'batch', 'size', 'dtype', 'steps', 'warmup', 'machine', 'v
              'memory', 'pipeline', 'loop', 'compare')
 # --plain choices -> the layers module's switch of that lowering (the backends it runs on).
 PLAIN_SWITCHES = {'conv': 'FAST_LOWERING_BACKENDS', 'norm': 'FAST_NORM_BACKENDS',
-                  'pool': 'FAST_POOL_BACKENDS'}
+                  'pool': 'FAST_POOL_BACKENDS', 'winograd': 'FAST_WINOGRAD_BACKENDS'}
 PLAIN_CHOICES = tuple(PLAIN_SWITCHES)
 # Keys of 'train' and 'eval'.
 STEP_KEYS = ('compile_seconds', 'images_per_second', 'step_seconds', 'flops_per_second',
@@ -104,8 +104,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   p.add_argument('--plain', action='append', default=[], choices=PLAIN_CHOICES,
                  help="run a layer's plain Flax/XLA code instead of this package's lowering "
                  '(same numbers): conv = nn.Conv for FastConv, norm = nn.BatchNorm for '
-                 "FastBatchNorm, pool = autodiff of reduce_window for max_pool's gradient "
-                 '(repeatable)')
+                 "FastBatchNorm, pool = autodiff of reduce_window for max_pool's gradient, "
+                 "winograd = FastConv's other lowerings for 3x3 convolutions (repeatable)")
   p.add_argument('--plain-conv', action='append_const', const='conv', dest='plain',
                  help='the same as --plain conv')
   p.add_argument('--init', choices=('fast', 'train_state'), default='fast',
@@ -782,9 +782,11 @@ def _lowerings() -> dict[str, str]:
   import jax  # pylint: disable=g-import-not-at-top
   from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
   names = {'conv': ('layers.FastConv', 'nn.Conv'), 'norm': ('layers.FastBatchNorm', 'nn.BatchNorm'),
-           'pool': ('layers.max_pool gather-form gradient', 'autodiff of reduce_window')}
-  return {k: names[k][jax.default_backend() not in getattr(layers, PLAIN_SWITCHES[k])]
-          for k in PLAIN_CHOICES}
+           'pool': ('layers.max_pool gather-form gradient', 'autodiff of reduce_window'),
+           'winograd': ('layers.winograd_conv3x3 for wide 3x3s', 'no Winograd')}
+  on = {k: jax.default_backend() in getattr(layers, PLAIN_SWITCHES[k]) for k in PLAIN_CHOICES}
+  on['winograd'] = on['winograd'] and on['conv']  # a FastConv lowering
+  return {k: names[k][not on[k]] for k in PLAIN_CHOICES}
 
 
 def _strip_private(tree: Any) -> Any:

@@ -142,12 +142,15 @@ def test_loop_on_in_memory_batches(tmp_path):
 
 def test_plain_switches_turn_the_named_lowerings_off(monkeypatch):
   from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
-  for name in ('FAST_LOWERING_BACKENDS', 'FAST_NORM_BACKENDS', 'FAST_POOL_BACKENDS'):
+  for name in bench.PLAIN_SWITCHES.values():
     monkeypatch.setattr(layers, name, getattr(layers, name))  # restored after the test
+  assert bench._lowerings()['winograd'] == 'layers.winograd_conv3x3 for wide 3x3s'  # pylint: disable=protected-access
   args = bench.parse_args(TINY + ['--plain', 'norm', '--plain-conv'])
   assert args.plain == ['norm', 'conv']
   bench.use_plain_layers(args.plain)
   assert layers.FAST_NORM_BACKENDS == () and layers.FAST_LOWERING_BACKENDS == ()
-  assert layers.FAST_POOL_BACKENDS != ()
+  assert layers.FAST_POOL_BACKENDS != () and layers.FAST_WINOGRAD_BACKENDS != ()
+  # Winograd is one of FastConv's lowerings: plain convolutions have none.
   assert bench._lowerings() == {'conv': 'nn.Conv', 'norm': 'nn.BatchNorm',  # pylint: disable=protected-access
-                                'pool': 'layers.max_pool gather-form gradient'}
+                                'pool': 'layers.max_pool gather-form gradient',
+                                'winograd': 'no Winograd'}

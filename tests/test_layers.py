@@ -4,7 +4,7 @@
 ``max_pool`` vs autodiff of ``reduce_window``,
 on every kernel/stride/padding form GoogLeNet and Inception v3 use (1x1, 3x3, 5x5, 7x7/2, 1x7,
 7x1, 1x3, 3x1, VALID and padded, stride 1 and 2), including the im2col path of the kernel gradient
-(wide inputs) and its chunked scan over the batch.
+(wide inputs) and its chunked scan over the batch, and Winograd 3x3s (within float32 rounding).
 """
 
 import flax.linen as nn
@@ -144,6 +144,59 @@ def test_fast_conv_is_nn_conv_off_cpu(monkeypatch):
   assert 'custom_vjp' in program(fast)  # the CPU lowering is on here
   monkeypatch.setattr(layers, 'FAST_LOWERING_BACKENDS', ())
   assert program(fast) == program(plain)
+
+
+# Winograd F(4x4, 3x3): (H, W, padding) forms whose tiling leaves no remainder, one, two and three
+# rows, VALID (v3's stem) and asymmetric padding.
+WINOGRAD_FORMS = [
+    (8, 8, ((1, 1), (1, 1))),
+    (7, 9, ((1, 1), (1, 1))),
+    (10, 6, ((0, 0), (0, 0))),
+    (5, 11, ((0, 1), (2, 1))),
+    (3, 3, ((1, 1), (1, 1))),
+]
+
+
+@pytest.mark.parametrize('height,width,padding', WINOGRAD_FORMS)
+def test_winograd_matches_direct_convolution(height, width, padding):
+  """Values and both gradients within float32 rounding of XLA's direct convolution."""
+  rs = np.random.RandomState(4)
+  x = jnp.asarray(rs.standard_normal((2, height, width, 5)), jnp.float32)
+  kernel = jnp.asarray(rs.standard_normal((3, 3, 5, 6)), jnp.float32)
+  direct = lambda x, k: layers._lax_conv(x, k, (1, 1), padding)  # pylint: disable=protected-access
+  winograd = lambda x, k: layers.winograd_conv3x3(x, k, padding)
+  y = direct(x, kernel)
+  w = jnp.asarray(rs.standard_normal(y.shape), jnp.float32)
+  np.testing.assert_allclose(jax.jit(winograd)(x, kernel), y, atol=1e-5 * float(abs(y).max()))
+  loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)) * w)
+  for a, b in zip(jax.grad(loss(direct), (0, 1))(x, kernel),
+                  jax.jit(jax.grad(loss(winograd), (0, 1)))(x, kernel)):
+    np.testing.assert_allclose(b, a, atol=1e-5 * float(abs(a).max()))
+
+
+def test_fast_conv_takes_winograd_for_wide_3x3(monkeypatch):
+  """Eligible: float32 3x3 stride 1 with >= WINOGRAD_MIN_CHANNELS in and out (measured
+  faster); FastConv then computes nn.Conv's numbers by Winograd, and ``--plain winograd``'s
+  switch turns it off."""
+  monkeypatch.setattr(layers, 'WINOGRAD_MIN_CHANNELS', 4)
+  x = jnp.asarray(np.random.RandomState(5).standard_normal((2, 9, 9, 4)), jnp.float32)
+  calls = []
+  real = layers.winograd_conv3x3
+  monkeypatch.setattr(layers, 'winograd_conv3x3',
+                      lambda x, k, p: calls.append(k.shape) or real(x, k, p))
+  _check(*_conv_pair(6, (3, 3), 1, 1, use_bias=True), x)
+  assert calls and set(calls) == {(3, 3, 4, 6)}
+  calls.clear()
+  for kernel, stride, features, dtype in (((3, 3), 2, 6, jnp.float32),  # strided
+                                          ((3, 3), 1, 3, jnp.float32),  # too few channels
+                                          ((1, 3), 1, 6, jnp.float32),  # not 3x3
+                                          ((3, 3), 1, 6, jnp.bfloat16)):  # bf16 transforms
+    conv = layers.FastConv(features, kernel, stride, padding=1, dtype=dtype)
+    conv.init(jax.random.PRNGKey(0), x)
+  assert not calls
+  monkeypatch.setattr(layers, 'FAST_WINOGRAD_BACKENDS', ())
+  _check(*_conv_pair(6, (3, 3), 1, 1), x)
+  assert not calls
 
 
 def test_norm_and_pool_switches_run_the_plain_flax_and_xla_code(monkeypatch):
