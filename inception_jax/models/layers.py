@@ -6,12 +6,14 @@ convolution implementation for all of its layers at one place, the way Flax's Im
 passes ``conv=partial(nn.Conv, ...)`` down its blocks.
 
 :class:`FastConv` is the default factory: an ``nn.Conv`` with the same fields and parameters whose
-lowering suits XLA's CPU backend (1x1 convolutions as matrix products; the kernel gradient of
-wide convolutions as chunked im2col matrix products); on other backends it is ``nn.Conv``.
+lowering suits XLA's CPU backend (1x1 convolutions as matrix products; wide 3x3 convolutions by
+Winograd's F(4x4, 3x3); the kernel gradient of wide convolutions as chunked im2col matrix products
+when YNNPACK runs XLA's convolutions); on other backends it is ``nn.Conv``.
 :class:`FastBatchNorm` (ConvBN's default ``norm``) is ``nn.BatchNorm`` with a hand-written
 training gradient, and ``max_pool``'s gradient avoids XLA's select-and-scatter. All compute the
-same functions as the plain versions (tests/test_layers.py compares values and gradients); see
-benchmarks/RESULTS.md for the gains.
+same functions as the plain versions (tests/test_layers.py compares values and gradients; exactly,
+but for Winograd's float32 rounding, about 1e-5 relative); see benchmarks/RESULTS.md for the
+gains.
 
 The pooling helpers reproduce PyTorch's (and so torchvision's) semantics exactly, because weights
 converted from torchvision must give the same logits: explicit symmetric padding, ``ceil_mode``
@@ -285,7 +287,9 @@ def _explicit_padding(padding: Any, in_hw: Sequence[int], kernel_hw: tuple[int, 
 
 class FastConv(nn.Conv):
   """``nn.Conv`` (same fields, same ``kernel`` [kh, kw, in, out] and ``bias`` parameters, same
-  numbers) computed with :func:`conv2d`, for 2-D NHWC convolutions without dilation or groups.
+  numbers) computed with :func:`conv2d`, or :func:`winograd_conv3x3` where
+  :func:`winograd_eligible` (equal to float32 rounding), for 2-D NHWC convolutions without
+  dilation or groups.
 
   Anything else (1-D/3-D, dilation, groups, a mask, an explicit ``precision``, circular padding,
   unbatched input), and every convolution on a backend outside ``FAST_LOWERING_BACKENDS`` (the
