@@ -105,7 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                  help="run a layer's plain Flax/XLA code instead of this package's lowering "
                  '(same numbers): conv = nn.Conv for FastConv, norm = nn.BatchNorm for '
                  "FastBatchNorm, pool = autodiff of reduce_window for max_pool's gradient, "
-                 "winograd = FastConv's other lowerings for 3x3 convolutions (repeatable)")
+                 "winograd = direct convolutions for FastConv's wide 3x3s (repeatable)")
   p.add_argument('--plain-conv', action='append_const', const='conv', dest='plain',
                  help='the same as --plain conv')
   p.add_argument('--init', choices=('fast', 'train_state'), default='fast',

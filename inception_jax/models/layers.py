@@ -178,8 +178,8 @@ _WINOGRAD_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6,
 _WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                          [0, 1, -1, 8, -8, 1]], np.float64)
 # Winograd pays off once both channel counts are at least this: with fewer, the transforms'
-# memory traffic outweighs the saved multiplications (GoogLeNet's 16->32 and 32->128 3x3s ran
-# 1.4-3x slower, forward and backward, at batch 32; 96->128 at 28 px ran 1.8x faster).
+# memory traffic outweighs the saved multiplications (at batch 32, GoogLeNet's 16->32 and 32->128
+# 3x3s ran 1.2-3x slower; 96->128 at 28 px ran 1.2x faster forward and 1.8x backward).
 WINOGRAD_MIN_CHANNELS = 64
 # Backends on which FastConv uses Winograd for eligible float32 3x3 convolutions (measured on
 # the CPU only; cuDNN picks its own algorithms on a GPU).
@@ -188,7 +188,7 @@ FAST_WINOGRAD_BACKENDS = ('cpu',)
 
 def winograd_eligible(x: Array, kernel: Array, strides: tuple[int, int],
                       padding: Padding) -> bool:
-  """Whether :func:`conv2d` computes this convolution with :func:`winograd_conv3x3`."""
+  """Whether :class:`FastConv` computes this convolution with :func:`winograd_conv3x3`."""
   return (jax.default_backend() in FAST_WINOGRAD_BACKENDS and kernel.shape[:2] == (3, 3)
           and tuple(strides) == (1, 1) and x.dtype == jnp.float32 and kernel.dtype == jnp.float32
           and min(kernel.shape[2:]) >= WINOGRAD_MIN_CHANNELS
