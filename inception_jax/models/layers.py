@@ -113,9 +113,11 @@ def _pointwise(kernel: Array, strides: tuple[int, int], padding: Padding) -> boo
 
 
 def _taps(x: Array, kh: int, kw: int, strides: tuple[int, int], padding: Padding,
-          out_hw: tuple[int, int]) -> list[Array]:
-  """The kh*kw shifted (and strided) views of the padded input that meet each kernel tap."""
-  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+          out_hw: tuple[int, int], pad_value: float = 0.0) -> list[Array]:
+  """The kh*kw shifted (and strided) views of the padded input that meet each kernel (or pooling
+  window) tap, in row-major tap order."""
+  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)),
+               constant_values=pad_value)
   (oh, ow), (sh, sw) = out_hw, strides
   return [jax.lax.slice(xp, (0, i, j, 0),
                         (xp.shape[0], i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, xp.shape[3]),
@@ -177,6 +179,10 @@ _WINOGRAD_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6,
                         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
 _WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                          [0, 1, -1, 8, -8, 1]], np.float64)
+# The transforms of a whole 6x6 tile (inputs, 3x3 kernels) and its 4x4 outputs, row-major.
+_WINOGRAD_TO_INPUT = np.kron(_WINOGRAD_BT, _WINOGRAD_BT).astype(np.float32)    # 36 x 36
+_WINOGRAD_TO_KERNEL = np.kron(_WINOGRAD_G, _WINOGRAD_G).astype(np.float32)     # 36 x 9
+_WINOGRAD_TO_OUTPUT = np.kron(_WINOGRAD_AT, _WINOGRAD_AT).astype(np.float32)   # 16 x 36
 # Winograd pays off once both channel counts are at least this: with fewer, the transforms'
 # memory traffic outweighs the saved multiplications (at batch 32, GoogLeNet's 16->32 and 32->128
 # 3x3s ran 1.2-3x slower; 96->128 at 28 px ran 1.2x faster forward and 1.8x backward).
@@ -221,13 +227,10 @@ def winograd_conv3x3(x: Array, kernel: Array, padding: Padding) -> Array:
   tiles = _overlapping_tiles(_overlapping_tiles(xp, 1, tiles_h), 3, tiles_w)  # n,th,6,tw,6,c
   tiles = tiles.transpose(2, 4, 0, 1, 3, 5).reshape(36, -1)
   hi = jax.lax.Precision.HIGHEST
-  to_input = jnp.asarray(np.kron(_WINOGRAD_BT, _WINOGRAD_BT), jnp.float32)
-  to_kernel = jnp.asarray(np.kron(_WINOGRAD_G, _WINOGRAD_G), jnp.float32)
-  to_output = jnp.asarray(np.kron(_WINOGRAD_AT, _WINOGRAD_AT), jnp.float32)
-  v = jnp.dot(to_input, tiles, precision=hi).reshape(36, -1, in_channels)
-  u = jnp.dot(to_kernel, kernel.reshape(9, -1), precision=hi).reshape(36, in_channels, -1)
+  v = jnp.dot(_WINOGRAD_TO_INPUT, tiles, precision=hi).reshape(36, -1, in_channels)
+  u = jnp.dot(_WINOGRAD_TO_KERNEL, kernel.reshape(9, -1), precision=hi).reshape(36, in_channels, -1)
   m = jax.lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), precision=hi)
-  y = jnp.dot(to_output, m.reshape(36, -1), precision=hi)
+  y = jnp.dot(_WINOGRAD_TO_OUTPUT, m.reshape(36, -1), precision=hi)
   y = y.reshape(4, 4, batch, tiles_h, tiles_w, out_channels).transpose(2, 3, 0, 4, 1, 5)
   return y.reshape(batch, 4 * tiles_h, 4 * tiles_w, out_channels)[:, :out_h, :out_w]
 
@@ -559,17 +562,13 @@ def _max_pool_bwd(window, stride, pads, out, residuals, g):
   # Compare and add in float32: XLA:CPU has no native bf16 arithmetic (the conversion is exact,
   # so the comparisons are unchanged; the sums have at most kh*kw terms).
   acc_dtype = jnp.promote_types(g.dtype, jnp.float32)
-  xp = jnp.pad(x.astype(acc_dtype), ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)),
-               constant_values=-jnp.inf)
+  taps = _taps(x.astype(acc_dtype), kh, kw, stride, pads, out, pad_value=-jnp.inf)
   y = y.astype(acc_dtype)
   # Which tap t = i*kw + j holds each window's first maximum, row-major (one int8 pass).
   index_dtype = jnp.int8 if kh * kw < 128 else jnp.int32
   first = jnp.full(y.shape, -1, index_dtype)
   for t in reversed(range(kh * kw)):
-    i, j = divmod(t, kw)
-    tap = jax.lax.slice(xp, (0, i, j, 0),
-                        (batch, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c), (1, sh, sw, 1))
-    first = jnp.where(tap == y, jnp.asarray(t, index_dtype), first)
+    first = jnp.where(taps[t] == y, jnp.asarray(t, index_dtype), first)
   # Gather form: input row p (unpadded) receives, through tap row i, the output at row
   # (p + lo - i) / stride when that is whole. Dilating g and ``first`` by the stride (interior
   # padding) and padding their edges once turns every tap into a plain slice, so the kh*kw
