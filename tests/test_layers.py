@@ -123,6 +123,40 @@ def test_fast_conv_bfloat16_close_to_nn_conv():
     _check(*_conv_pair(8, kernel, 1, padding, dtype=jnp.bfloat16), x, rtol=3e-2)
 
 
+def _primitives(jaxpr, name):
+  """Every equation of primitive ``name`` in a jaxpr and the jaxprs nested in its equations."""
+  found = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == name:
+      found.append(eqn)
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (tuple, list)) else (param,):
+        sub = getattr(sub, 'jaxpr', sub)
+        if hasattr(sub, 'eqns'):
+          found += _primitives(sub, name)
+  return found
+
+
+def test_bfloat16_pointwise_products_accumulate_in_float32():
+  """A bf16 1x1 convolution and its input gradient are bf16 x bf16 products with a float32
+  result, rounded once: the only form XLA:CPU runs on the AVX512_BF16 instructions (asked for a
+  bf16 result, it converts the operands to float32 and runs at float32 speed)."""
+  rs = np.random.RandomState(6)
+  x = jnp.asarray(rs.standard_normal((2, 5, 5, 8)), jnp.bfloat16)
+  kernel = jnp.asarray(rs.standard_normal((1, 1, 8, 4)), jnp.bfloat16)
+  conv = lambda x: layers.conv2d(x, kernel, (1, 1), ((0, 0), (0, 0)))
+  y = conv(x)
+  program = jax.make_jaxpr(lambda x, g: (conv(x), jax.vjp(conv, x)[1](g)))(x, y).jaxpr
+  products = [e for e in _primitives(program, 'dot_general')
+              if {v.aval.dtype for v in e.invars} == {jnp.dtype(jnp.bfloat16)}]
+  assert len(products) >= 2  # forward and input gradient
+  assert all(e.outvars[0].aval.dtype == jnp.float32 for e in products)
+  exact = jnp.einsum('bhwc,co->bhwo', x.astype(jnp.float32), kernel[0, 0].astype(jnp.float32),
+                     precision='highest')
+  assert y.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(y, np.float32), exact, rtol=2 ** -8, atol=1e-6)
+
+
 def test_fast_conv_falls_back_to_nn_conv():
   """Forms conv2d does not cover (groups, dilation, 1-D) still compute what nn.Conv computes."""
   rs = np.random.RandomState(0)
@@ -175,22 +209,23 @@ def test_winograd_matches_direct_convolution(height, width, padding):
 
 
 def test_fast_conv_takes_winograd_for_wide_3x3(monkeypatch):
-  """Eligible: float32 3x3 stride 1 with >= WINOGRAD_MIN_CHANNELS in and out (measured
-  faster); FastConv then computes nn.Conv's numbers by Winograd, and ``--plain winograd``'s
-  switch turns it off."""
+  """Eligible: float32 or bfloat16 3x3 stride 1 with >= WINOGRAD_MIN_CHANNELS in and out
+  (measured faster); FastConv then computes nn.Conv's numbers by Winograd (bfloat16: within one
+  rounding, the transforms run in float32), and ``--plain winograd``'s switch turns it off."""
   monkeypatch.setattr(layers, 'WINOGRAD_MIN_CHANNELS', 4)
   x = jnp.asarray(np.random.RandomState(5).standard_normal((2, 9, 9, 4)), jnp.float32)
   calls = []
   real = layers.winograd_conv3x3
   monkeypatch.setattr(layers, 'winograd_conv3x3',
-                      lambda x, k, p: calls.append(k.shape) or real(x, k, p))
+                      lambda x, k, p: calls.append((k.shape, x.dtype.name)) or real(x, k, p))
   _check(*_conv_pair(6, (3, 3), 1, 1, use_bias=True), x)
-  assert calls and set(calls) == {(3, 3, 4, 6)}
+  _check(*_conv_pair(6, (3, 3), 1, 1, dtype=jnp.bfloat16), x, rtol=1e-2)
+  assert set(calls) == {((3, 3, 4, 6), 'float32'), ((3, 3, 4, 6), 'bfloat16')}
   calls.clear()
   for kernel, stride, features, dtype in (((3, 3), 2, 6, jnp.float32),  # strided
                                           ((3, 3), 1, 3, jnp.float32),  # too few channels
                                           ((1, 3), 1, 6, jnp.float32),  # not 3x3
-                                          ((3, 3), 1, 6, jnp.bfloat16)):  # bf16 transforms
+                                          ((3, 3), 1, 6, jnp.float16)):  # not measured
     conv = layers.FastConv(features, kernel, stride, padding=1, dtype=dtype)
     conv.init(jax.random.PRNGKey(0), x)
   assert not calls
@@ -281,6 +316,26 @@ def test_max_pool_gradient_goes_to_the_first_maximum():
   x = jnp.zeros((1, 2, 2, 1), jnp.float32)
   g = jax.grad(lambda x: jnp.sum(layers.max_pool(x, 2, 2)))(x)
   np.testing.assert_array_equal(np.asarray(g)[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize('window,stride,padding,ceil_mode', [(3, 1, 1, False), (3, 2, 0, True),
+                                                             (5, 3, 0, False)])
+def test_bfloat16_pools_reduce_in_float32(window, stride, padding, ceil_mode):
+  """bf16 average pools sum in float32 and round once (as PyTorch accumulates); max pools take
+  their maximum in float32 too, which is exact, because XLA:CPU otherwise rounds every pairwise
+  maximum back to bf16 (3x slower)."""
+  x = jnp.asarray(np.random.RandomState(7).standard_normal((2, 11, 11, 5)) * 10, jnp.bfloat16)
+  args = (window, stride, padding, ceil_mode)
+  np.testing.assert_array_equal(
+      np.asarray(layers.avg_pool(x, *args), np.float32),
+      np.asarray(layers.avg_pool(x.astype(jnp.float32), *args).astype(jnp.bfloat16), np.float32))
+  y = layers.max_pool(x, *args)
+  assert y.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(y, np.float32),
+                                np.asarray(layers.max_pool(x.astype(jnp.float32), *args)))
+  reductions = _primitives(jax.make_jaxpr(lambda x: layers.max_pool(x, *args))(x).jaxpr,
+                           'reduce_window_max')
+  assert reductions and all(e.invars[0].aval.dtype == jnp.float32 for e in reductions)
 
 
 @pytest.mark.parametrize('train', [True, False])

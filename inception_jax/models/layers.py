@@ -169,7 +169,10 @@ def _im2col_kernel_grad(in_channels: int, taps: int) -> bool:
 # autodiff of the whole function is again Winograd-shaped (transposed transforms and the same
 # kind of batched matrix products), which is where most of the gain is. In float32 it differs
 # from the direct convolution by about 1e-5 relative (tests/test_layers.py bounds it), the same
-# trade cuDNN and oneDNN make when they pick Winograd.
+# trade cuDNN and oneDNN make when they pick Winograd. bfloat16 layers run it in float32 and round
+# the result once, as XLA:CPU computes their direct convolutions (in float32 too), so the numbers
+# stay within one bf16 rounding. The products themselves cannot drop to bf16: rounding the
+# transformed tiles gave errors of 6-8e-2 of the largest output, 25x the direct convolution's.
 
 # Input points 0, +-1, +-2 and infinity.
 _WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -196,7 +199,8 @@ def winograd_eligible(x: Array, kernel: Array, strides: tuple[int, int],
                       padding: Padding) -> bool:
   """Whether :class:`FastConv` computes this convolution with :func:`winograd_conv3x3`."""
   return (jax.default_backend() in FAST_WINOGRAD_BACKENDS and kernel.shape[:2] == (3, 3)
-          and tuple(strides) == (1, 1) and x.dtype == jnp.float32 and kernel.dtype == jnp.float32
+          and tuple(strides) == (1, 1) and x.dtype in (jnp.float32, jnp.bfloat16)
+          and kernel.dtype == x.dtype
           and min(kernel.shape[2:]) >= WINOGRAD_MIN_CHANNELS
           and all(p >= 0 for pair_ in padding for p in pair_))
 
@@ -216,7 +220,10 @@ def _overlapping_tiles(x: Array, axis: int, tiles: int) -> Array:
 
 
 def winograd_conv3x3(x: Array, kernel: Array, padding: Padding) -> Array:
-  """NHWC x HWIO 3x3 stride-1 convolution (float32) by Winograd F(4x4, 3x3); see above."""
+  """NHWC x HWIO 3x3 stride-1 convolution by Winograd F(4x4, 3x3), computed in float32 and
+  returned in the input's dtype; see above."""
+  out_dtype = x.dtype
+  x, kernel = x.astype(jnp.float32), kernel.astype(jnp.float32)
   batch, height, width, in_channels = x.shape
   out_channels = kernel.shape[3]
   (top, bottom), (left, right) = padding
@@ -232,7 +239,8 @@ def winograd_conv3x3(x: Array, kernel: Array, padding: Padding) -> Array:
   m = jax.lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), precision=hi)
   y = jnp.dot(_WINOGRAD_TO_OUTPUT, m.reshape(36, -1), precision=hi)
   y = y.reshape(4, 4, batch, tiles_h, tiles_w, out_channels).transpose(2, 3, 0, 4, 1, 5)
-  return y.reshape(batch, 4 * tiles_h, 4 * tiles_w, out_channels)[:, :out_h, :out_w]
+  y = y.reshape(batch, 4 * tiles_h, 4 * tiles_w, out_channels)[:, :out_h, :out_w]
+  return y.astype(out_dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -245,8 +253,18 @@ def conv2d(x: Array, kernel: Array, strides: tuple[int, int], padding: Padding) 
   (see ``_conv2d_bwd``). ``strides`` and ``padding`` ((lo, hi), (lo, hi)) must be hashable tuples.
   """
   if _pointwise(kernel, strides, padding):
-    return jax.lax.dot_general(x, kernel[0, 0], (((3,), (0,)), ((), ())))
+    return _dot_rounded(x, kernel[0, 0], ((3,), (0,)))
   return _lax_conv(x, kernel, strides, padding)
+
+
+def _dot_rounded(a: Array, b: Array,
+                 contracting: tuple[tuple[int, ...], tuple[int, ...]]) -> Array:
+  """A matrix product accumulated in float32 and rounded once to the operands' dtype.
+
+  For bfloat16 operands this is the form XLA:CPU runs on the AVX512_BF16 instructions (1.6-2x
+  float32's speed); asked for a bf16 result it converts the operands to float32 first."""
+  return jax.lax.dot_general(a, b, (contracting, ((), ())),
+                             preferred_element_type=jnp.float32).astype(a.dtype)
 
 
 def _conv2d_fwd(x, kernel, strides, padding):
@@ -256,7 +274,7 @@ def _conv2d_fwd(x, kernel, strides, padding):
 def _conv2d_bwd(strides, padding, residuals, g):
   x, kernel = residuals
   if _pointwise(kernel, strides, padding):
-    dx = jax.lax.dot_general(g, kernel[0, 0], (((3,), (1,)), ((), ())))
+    dx = _dot_rounded(g, kernel[0, 0], ((3,), (1,)))
     dk = jax.lax.dot_general(x, g, (((0, 1, 2), (0, 1, 2)), ((), ())),
                              preferred_element_type=jnp.float32)
     return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
@@ -291,8 +309,8 @@ def _explicit_padding(padding: Any, in_hw: Sequence[int], kernel_hw: tuple[int, 
 class FastConv(nn.Conv):
   """``nn.Conv`` (same fields, same ``kernel`` [kh, kw, in, out] and ``bias`` parameters, same
   numbers) computed with :func:`conv2d`, or :func:`winograd_conv3x3` where
-  :func:`winograd_eligible` (equal to float32 rounding), for 2-D NHWC convolutions without
-  dilation or groups.
+  :func:`winograd_eligible` (equal to float32 rounding, or one bfloat16 rounding), for 2-D NHWC
+  convolutions without dilation or groups.
 
   Anything else (1-D/3-D, dilation, groups, a mask, an explicit ``precision``, circular padding,
   unbatched input), and every convolution on a backend outside ``FAST_LOWERING_BACKENDS`` (the
@@ -540,10 +558,13 @@ def max_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
 
 def _max_pool_plain(x: Array, window: tuple[int, int], stride: tuple[int, int],
                     pads: tuple[tuple[int, int], tuple[int, int]], out: tuple[int, int]) -> Array:
+  # In float32 for bfloat16 input: XLA:CPU rounds every pairwise maximum back to bf16 otherwise,
+  # which keeps the loop from vectorising (3x slower); the maximum itself is exact either way.
+  acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
   y = jax.lax.reduce_window(
-      x, np.array(-np.inf, x.dtype), jax.lax.max, (1, *window, 1), (1, *stride, 1),
-      ((0, 0), *pads, (0, 0)))
-  return y[:, :out[0], :out[1], :]
+      x.astype(acc_dtype), np.array(-np.inf, acc_dtype), jax.lax.max, (1, *window, 1),
+      (1, *stride, 1), ((0, 0), *pads, (0, 0)))
+  return y[:, :out[0], :out[1], :].astype(x.dtype)
 
 
 _max_pool = jax.custom_vjp(_max_pool_plain, nondiff_argnums=(1, 2, 3, 4))
@@ -604,8 +625,10 @@ def avg_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
   window, padding = pair(window), pair(padding)
   stride = pair(stride) if stride is not None else window
   (oh, ow), (pad_h, pad_w) = _pool_geometry(x.shape[1:3], window, stride, padding, ceil_mode)
+  # Summed in float32 whatever the compute dtype (as PyTorch accumulates bf16), rounded once.
+  acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
   total = jax.lax.reduce_window(
-      x, 0.0, jax.lax.add, (1, *window, 1), (1, *stride, 1),
+      x.astype(acc_dtype), 0.0, jax.lax.add, (1, *window, 1), (1, *stride, 1),
       ((0, 0), pad_h, pad_w, (0, 0)))[:, :oh, :ow, :]
   counts = []
   for size, k, s, p, lo, hi, out in zip(x.shape[1:3], window, stride, padding,
@@ -619,7 +642,7 @@ def avg_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
       valid[p:p + size] = 1.0
     counts.append(np.array([valid[i * s:i * s + k].sum() for i in range(out)], np.float32))
   divisor = np.outer(counts[0], counts[1])[None, :, :, None]
-  return total / jnp.asarray(divisor, x.dtype)
+  return (total / jnp.asarray(divisor, acc_dtype)).astype(x.dtype)
 
 
 def _adaptive_matrix(size: int, out: int) -> np.ndarray:
