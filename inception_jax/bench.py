@@ -104,7 +104,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   p.add_argument('--plain', action='append', default=[], choices=PLAIN_CHOICES,
                  help="run a layer's plain Flax/XLA code instead of this package's lowering "
                  '(same numbers): conv = nn.Conv for FastConv, norm = nn.BatchNorm for '
-                 "FastBatchNorm, pool = autodiff of reduce_window for max_pool's gradient, "
+                 "FastBatchNorm, pool = reduce_window and its autodiff for max_pool, "
                  "winograd = direct convolutions for FastConv's wide 3x3s (repeatable)")
   p.add_argument('--plain-conv', action='append_const', const='conv', dest='plain',
                  help='the same as --plain conv')
@@ -781,8 +781,11 @@ def _lowerings() -> dict[str, str]:
   """Which code each layer runs on this backend, for the report."""
   import jax  # pylint: disable=g-import-not-at-top
   from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
+  pool = 'layers.max_pool gather-form gradient'
+  if jax.default_backend() in layers.SLICE_POOL_BACKENDS:
+    pool += ', sliced eval forward'
   names = {'conv': ('layers.FastConv', 'nn.Conv'), 'norm': ('layers.FastBatchNorm', 'nn.BatchNorm'),
-           'pool': ('layers.max_pool gather-form gradient', 'autodiff of reduce_window'),
+           'pool': (pool, 'autodiff of reduce_window'),
            'winograd': ('layers.winograd_conv3x3 for wide 3x3s', 'no Winograd')}
   on = {k: jax.default_backend() in getattr(layers, PLAIN_SWITCHES[k]) for k in PLAIN_CHOICES}
   on['winograd'] = on['winograd'] and on['conv']  # a FastConv lowering

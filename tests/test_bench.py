@@ -152,5 +152,5 @@ def test_plain_switches_turn_the_named_lowerings_off(monkeypatch):
   assert layers.FAST_POOL_BACKENDS != () and layers.FAST_WINOGRAD_BACKENDS != ()
   # Winograd is one of FastConv's lowerings: plain convolutions have none.
   assert bench._lowerings() == {'conv': 'nn.Conv', 'norm': 'nn.BatchNorm',  # pylint: disable=protected-access
-                                'pool': 'layers.max_pool gather-form gradient',
+                                'pool': 'layers.max_pool gather-form gradient, sliced eval forward',
                                 'winograd': 'no Winograd'}

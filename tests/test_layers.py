@@ -247,11 +247,11 @@ def test_norm_and_pool_switches_run_the_plain_flax_and_xla_code(monkeypatch):
   plain_pool = lambda x: _reference_max_pool(x, 3, 2, 0, True)
   fast_pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True)
   assert bn_program(fast_bn) != bn_program(plain_bn)
-  assert 'custom_vjp' in pool_program(fast_pool)
+  assert 'select_and_scatter_add' not in pool_program(fast_pool)  # the gather-form gradient
   monkeypatch.setattr(layers, 'FAST_NORM_BACKENDS', ())
   monkeypatch.setattr(layers, 'FAST_POOL_BACKENDS', ())
   assert bn_program(fast_bn) == bn_program(plain_bn)
-  assert 'custom_vjp' not in pool_program(fast_pool)
+  assert 'select_and_scatter_add' in pool_program(fast_pool)
   np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(fast_pool(x) ** 2))(x),
                              jax.grad(lambda x: jnp.sum(plain_pool(x) ** 2))(x), atol=1e-6)
 
@@ -333,9 +333,29 @@ def test_bfloat16_pools_reduce_in_float32(window, stride, padding, ceil_mode):
   assert y.dtype == jnp.bfloat16
   np.testing.assert_array_equal(np.asarray(y, np.float32),
                                 np.asarray(layers.max_pool(x.astype(jnp.float32), *args)))
-  reductions = _primitives(jax.make_jaxpr(lambda x: layers.max_pool(x, *args))(x).jaxpr,
-                           'reduce_window_max')
+  # Under differentiation the forward is reduce_window (see the next test).
+  program = jax.make_jaxpr(lambda x: jax.vjp(lambda x_: layers.max_pool(x_, *args), x))(x)
+  reductions = _primitives(program.jaxpr, 'reduce_window_max')
   assert reductions and all(e.invars[0].aval.dtype == jnp.float32 for e in reductions)
+
+
+def test_max_pool_forward_is_sliced_only_without_a_gradient(monkeypatch):
+  """On SLICE_POOL_BACKENDS, evaluation takes the running maximum of strided slices, and a
+  differentiated forward keeps reduce_window (XLA fuses the slices badly into the training
+  step); both give reduce_window's numbers (tests above), and without the switch it is
+  reduce_window throughout."""
+  x = jnp.asarray(np.random.RandomState(8).standard_normal((2, 9, 11, 3)), jnp.float32)
+
+  def reduce_windows():  # fresh functions: make_jaxpr caches traces by function
+    pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True)
+    count = lambda f: len(_primitives(jax.make_jaxpr(f)(x).jaxpr, 'reduce_window_max'))
+    return count(pool), count(lambda x: jax.vjp(pool, x))
+
+  assert reduce_windows() == (0, 1)
+  pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True)
+  np.testing.assert_array_equal(jax.jit(pool)(x), jax.vjp(pool, x)[0])
+  monkeypatch.setattr(layers, 'SLICE_POOL_BACKENDS', ())
+  assert reduce_windows() == (1, 1)
 
 
 @pytest.mark.parametrize('train', [True, False])

@@ -99,6 +99,13 @@ FAST_LOWERING_BACKENDS = ('cpu',)
 # ``pool``) measures the plain versions on any backend.
 FAST_NORM_BACKENDS = ('cpu', 'gpu', 'tpu')
 FAST_POOL_BACKENDS = ('cpu', 'gpu', 'tpu')
+# Backends (of FAST_POOL_BACKENDS) on which max_pool, when no gradient is taken (evaluation,
+# prediction), takes the running maximum of its kh*kw strided slices instead of reduce_window,
+# whose loop XLA:CPU does not vectorise: GoogLeNet's evaluation step ran 6-19 % faster (float32
+# and bf16, five alternating pairs each), Inception v3's 2-11 %. Under differentiation it stays
+# reduce_window: there XLA fused the sliced maximum into the transposing copy that the next 1x1
+# kernel gradient reads, and GoogLeNet's training step ran 20 % slower (benchmarks/RESULTS.md).
+SLICE_POOL_BACKENDS = ('cpu',)
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -547,13 +554,17 @@ def max_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
   window in row-major order, as PyTorch's CPU kernel does; it is written as kh*kw masked slices
   of the stride-dilated output gradient, which XLA fuses into one loop (autodiff of
   ``reduce_window`` lowers to a select-and-scatter that measured several times slower on CPU).
-  Elsewhere it is autodiff of ``reduce_window``.
+  Elsewhere it is autodiff of ``reduce_window``. Where no gradient is taken, the backends of
+  ``SLICE_POOL_BACKENDS`` compute the same maximum from strided slices (faster there).
   """
   window, padding = pair(window), pair(padding)
   stride = pair(stride) if stride is not None else window
   (oh, ow), (pad_h, pad_w) = _pool_geometry(x.shape[1:3], window, stride, padding, ceil_mode)
-  pool = _max_pool if jax.default_backend() in FAST_POOL_BACKENDS else _max_pool_plain
-  return pool(x, window, stride, (tuple(pad_h), tuple(pad_w)), (oh, ow))
+  pads = (tuple(pad_h), tuple(pad_w))
+  if jax.default_backend() not in FAST_POOL_BACKENDS:
+    return _max_pool_plain(x, window, stride, pads, (oh, ow))
+  sliced = jax.default_backend() in SLICE_POOL_BACKENDS
+  return _max_pool(x, window, stride, pads, (oh, ow), sliced)
 
 
 def _max_pool_plain(x: Array, window: tuple[int, int], stride: tuple[int, int],
@@ -567,15 +578,30 @@ def _max_pool_plain(x: Array, window: tuple[int, int], stride: tuple[int, int],
   return y[:, :out[0], :out[1], :].astype(x.dtype)
 
 
-_max_pool = jax.custom_vjp(_max_pool_plain, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool_slices(x: Array, window: tuple[int, int], stride: tuple[int, int],
+                     pads: tuple[tuple[int, int], tuple[int, int]],
+                     out: tuple[int, int]) -> Array:
+  """The same maximum as a running maximum of the window's strided slices (one fused loop)."""
+  acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
+  taps = _taps(x.astype(acc_dtype), *window, stride, pads, out, pad_value=-jnp.inf)
+  return functools.reduce(jnp.maximum, taps).astype(x.dtype)
 
 
-def _max_pool_fwd(x, window, stride, pads, out):
-  y = _max_pool(x, window, stride, pads, out)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4, 5))
+def _max_pool(x, window, stride, pads, out, sliced):
+  # JAX calls this only where no gradient is taken; under differentiation, _max_pool_fwd.
+  pool = _max_pool_slices if sliced else _max_pool_plain
+  return pool(x, window, stride, pads, out)
+
+
+def _max_pool_fwd(x, window, stride, pads, out, sliced):
+  del sliced
+  y = _max_pool_plain(x, window, stride, pads, out)
   return y, (x, y)
 
 
-def _max_pool_bwd(window, stride, pads, out, residuals, g):
+def _max_pool_bwd(window, stride, pads, out, sliced, residuals, g):
+  del sliced
   x, y = residuals
   batch, h, w, c = x.shape
   (lo_h, hi_h), (lo_w, hi_w) = pads
