@@ -5,6 +5,8 @@
 on every kernel/stride/padding form GoogLeNet and Inception v3 use (1x1, 3x3, 5x5, 7x7/2, 1x7,
 7x1, 1x3, 3x1, VALID and padded, stride 1 and 2), including the im2col path of the kernel gradient
 (wide inputs) and its chunked scan over the batch, and Winograd 3x3s (within float32 rounding).
+In bfloat16: Winograd within one bf16 rounding, products and pools accumulated in float32, and
+max_pool's sliced forward where no gradient is taken.
 """
 
 import flax.linen as nn
