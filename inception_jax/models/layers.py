@@ -12,8 +12,8 @@ when YNNPACK runs XLA's convolutions); on other backends it is ``nn.Conv``.
 :class:`FastBatchNorm` (ConvBN's default ``norm``) is ``nn.BatchNorm`` with a hand-written
 training gradient, and ``max_pool``'s gradient avoids XLA's select-and-scatter. All compute the
 same functions as the plain versions (tests/test_layers.py compares values and gradients; exactly,
-but for Winograd's float32 rounding, about 1e-5 relative); see benchmarks/RESULTS.md for the
-gains.
+but for Winograd's float32 rounding, about 1e-5 relative, or one rounding in bfloat16); see
+benchmarks/RESULTS.md for the gains.
 
 The pooling helpers reproduce PyTorch's (and so torchvision's) semantics exactly, because weights
 converted from torchvision must give the same logits: explicit symmetric padding, ``ceil_mode``
@@ -197,8 +197,8 @@ _WINOGRAD_TO_OUTPUT = np.kron(_WINOGRAD_AT, _WINOGRAD_AT).astype(np.float32)   #
 # memory traffic outweighs the saved multiplications (at batch 32, GoogLeNet's 16->32 and 32->128
 # 3x3s ran 1.2-3x slower; 96->128 at 28 px ran 1.2x faster forward and 1.8x backward).
 WINOGRAD_MIN_CHANNELS = 64
-# Backends on which FastConv uses Winograd for eligible float32 3x3 convolutions (measured on
-# the CPU only; cuDNN picks its own algorithms on a GPU).
+# Backends on which FastConv uses Winograd for eligible float32 and bfloat16 3x3 convolutions
+# (measured on the CPU only; cuDNN picks its own algorithms on a GPU).
 FAST_WINOGRAD_BACKENDS = ('cpu',)
 
 
