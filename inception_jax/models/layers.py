@@ -604,7 +604,7 @@ def _max_pool_bwd(window, stride, pads, out, sliced, residuals, g):
   del sliced
   x, y = residuals
   batch, h, w, c = x.shape
-  (lo_h, hi_h), (lo_w, hi_w) = pads
+  (lo_h, _), (lo_w, _) = pads  # the high sides follow from the geometry below
   (oh, ow), (sh, sw), (kh, kw) = out, stride, window
   # Compare and add in float32: XLA:CPU has no native bf16 arithmetic (the conversion is exact,
   # so the comparisons are unchanged; the sums have at most kh*kw terms).
