@@ -38,6 +38,7 @@ class TinyNet(nn.Module):
   dropout_rate: float = 0.3
   aux_logits: bool = True
   dtype: Any = jnp.float32
+  bn_axis_name: str | None = None   # synchronised batch norm, as the real models' field
 
   def min_input_size(self) -> int:
     return 8
@@ -49,7 +50,7 @@ class TinyNet(nn.Module):
                   name=f'{name}_conv')(x)
       if self.use_bn:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-3,
-                         dtype=self.dtype, name=f'{name}_bn')(x)
+                         dtype=self.dtype, axis_name=self.bn_axis_name, name=f'{name}_bn')(x)
       return nn.relu(x)
 
     x = block(x.astype(self.dtype), self.width, 1, 'conv1')

@@ -22,7 +22,7 @@ from inception_jax.errors import UserError
 from inception_jax.models.googlenet import GoogLeNet
 from inception_jax.models.inception_v3 import InceptionV3
 from inception_jax.models.init import init_variables
-from inception_jax.models.layers import ModelOutput
+from inception_jax.models.layers import BN_MOMENTUM, ModelOutput
 
 # name -> (constructor, one-line description). Field values here are what makes each variant.
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], str]] = {
@@ -90,5 +90,5 @@ def check_input_size(model: nn.Module, size: int, setting: str, name: str, fix: 
                     + (f'; {fix}' if fix else ''))
 
 
-__all__ = ['ModelOutput', 'available', 'check_input_size', 'config_fields', 'create', 'describe',
+__all__ = ['BN_MOMENTUM', 'ModelOutput', 'available', 'check_input_size', 'config_fields', 'create', 'describe',
            'init_variables']

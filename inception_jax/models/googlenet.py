@@ -158,6 +158,9 @@ class GoogLeNet(nn.Module):
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
     conv: the convolution factory every ConvBN uses (``layers.FastConv``; ``nn.Conv`` is XLA's
       plain lowering, same numbers).
+    bn_axis_name: training-mode batch statistics averaged over this named device axis
+      (synchronised batch norm, for small per-device batches); None = each device's own, as the
+      papers trained.
   """
 
   num_classes: int = 1000
@@ -172,6 +175,7 @@ class GoogLeNet(nn.Module):
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
   conv: ModuleDef = layers.FastConv
+  bn_axis_name: str | None = None
 
   label = 'googlenet'
 
@@ -215,7 +219,8 @@ class GoogLeNet(nn.Module):
     # Aux heads own parameters: build them whenever the model is initialised.
     run_aux = self.aux_logits and (want_aux or self.is_initializing())
 
-    conv = layers.conv_block(self.use_bn, self.width_multiplier, self.dtype, self.conv)
+    conv = layers.conv_block(self.use_bn, self.width_multiplier, self.dtype, self.conv,
+                             self.bn_axis_name)
     x = images.astype(self.dtype)
 
     # Stem (Table 1 rows "convolution 7x7/2" .. "max pool 3x3/2").

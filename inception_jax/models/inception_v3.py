@@ -268,6 +268,9 @@ class InceptionV3(nn.Module):
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
     conv: the convolution factory every ConvBN uses (``layers.FastConv``; ``nn.Conv`` is XLA's
       plain lowering, same numbers).
+    bn_axis_name: training-mode batch statistics averaged over this named device axis
+      (synchronised batch norm, for small per-device batches); None = each device's own, as the
+      papers trained.
   """
 
   num_classes: int = 1000
@@ -282,6 +285,7 @@ class InceptionV3(nn.Module):
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
   conv: ModuleDef = layers.FastConv
+  bn_axis_name: str | None = None
 
   label = 'inception_v3'
 
@@ -344,7 +348,8 @@ class InceptionV3(nn.Module):
             f' pixels (got {h}x{w}); raise config.image_size to {aux_min}, or set '
             'model_overrides.aux_adaptive=True (adaptive aux pooling) or aux_logits=False')
 
-    conv = layers.conv_block(True, self.width_multiplier, self.dtype, self.conv)
+    conv = layers.conv_block(True, self.width_multiplier, self.dtype, self.conv,
+                             self.bn_axis_name)
     x = images.astype(self.dtype)
 
     # Stem (Table 1 rows conv .. conv padded; TF-slim Conv2d_1a .. Conv2d_4a).

@@ -471,6 +471,9 @@ class ConvBN(nn.Module):
   padding as ((lo, hi), (lo, hi)), use_bias, dtype, kernel_init, name='conv'); a replacement (e.g.
   a matmul for 1x1 kernels) must accept them and keep the ``conv/kernel`` layout so checkpoints and
   converted weights still load. ``summary`` counts MACs of ``nn.Conv``/``nn.Dense`` calls only.
+
+  ``norm_axis_name`` (training only) averages the batch statistics over that named device axis:
+  synchronised batch norm, for per-device batches too small for statistics of their own.
   """
 
   features: int
@@ -482,6 +485,7 @@ class ConvBN(nn.Module):
   dtype: Dtype = jnp.float32
   conv: ModuleDef = FastConv
   norm: ModuleDef = FastBatchNorm
+  norm_axis_name: str | None = None
   activation: Callable[[Array], Array] = nn.relu
 
   @nn.compact
@@ -502,6 +506,7 @@ class ConvBN(nn.Module):
           momentum=BN_MOMENTUM,
           epsilon=BN_EPSILON,
           dtype=self.dtype,
+          axis_name=self.norm_axis_name,
           name='bn')(x)
     return self.activation(x)
 
@@ -730,10 +735,10 @@ def dense(features: int, dtype: Dtype, name: str, use_bias: bool = True) -> nn.D
 
 
 def conv_block(use_bn: bool, width_multiplier: float, dtype: Dtype,
-               conv: ModuleDef = FastConv) -> ModuleDef:
+               conv: ModuleDef = FastConv, norm_axis_name: str | None = None) -> ModuleDef:
   """The one ConvBN factory a model hands to all of its blocks."""
   return functools.partial(ConvBN, use_bn=use_bn, width_multiplier=width_multiplier,
-                           dtype=dtype, conv=conv)
+                           dtype=dtype, conv=conv, norm_axis_name=norm_axis_name)
 
 
 @flax.struct.dataclass

@@ -84,6 +84,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.label_smoothing = 0.0
   c.aux_weight = 0.3
   c.ema_decay = 0.0              # 0 = no Polyak averaging
+  # Batch norm (the papers': per-device statistics, exponential running averages).
+  c.precise_bn_batches = 0       # > 0: recompute running stats over this many train batches
+                                 # before each evaluation (precise BN)
+  c.sync_batch_norm = False      # batch statistics averaged across devices in training
   # Execution.
   c.half_precision = False
   c.parallel = 'pmap'
@@ -142,6 +146,8 @@ def validate_config(config: Any, *, check_model: bool = True) -> None:
   _number(config, 'learning_rate')
   for key in ('checkpoint_every_steps', 'eval_every_steps', 'num_train_steps'):
     _number(config, key, integer=True, allow_zero=True)
+  if config.get('precise_bn_batches') is not None:  # absent from configs older than the field
+    _number(config, 'precise_bn_batches', integer=True, allow_zero=True)
   for key in ('num_epochs', 'aux_weight', 'weight_decay', 'grad_clip_norm', 'warmup_epochs'):
     _number(config, key, allow_zero=True)
   if not config.num_train_steps and not config.num_epochs:

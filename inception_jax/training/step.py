@@ -131,6 +131,33 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
   return train_step
 
 
+def make_batch_norm_stats_step(model: Any, *, momentum: float,
+                               axis_name: str | None = AXIS_NAME) -> EvalStep:
+  """Returns ``stats_step(state, batch) -> batch_stats``: one batch's BatchNorm statistics.
+
+  Precise BN (Wu & Johnson 2021, "Rethinking Batch in BatchNorm", §3; pycls and Detectron2's
+  ``update_bn_stats``): the running statistics are an exponential average over past weights, so
+  early in training, or with a high learning rate, they lag the weights being evaluated. Averaging
+  the statistics of a few training batches computed with the weights evaluation uses
+  (``state.eval_params``: EMA weights when the run keeps them) removes that lag.
+
+  The model's BatchNorm layers update ``running = momentum * running + (1 - momentum) * batch``;
+  started from zeros, the update is ``(1 - momentum) * batch``, so one training-mode pass gives
+  every layer's batch mean and variance exactly. They are ``pmean``'d over ``axis_name`` (equal
+  weights: every device holds as many examples). Dropout draws from the step's own key.
+  """
+
+  def stats_step(state: TrainState, batch: Batch) -> Any:
+    zeros = jax.tree.map(jnp.zeros_like, state.batch_stats)
+    key = dropout_key(state.rng, state.step, axis_name)
+    _, updates = model.apply({'params': state.eval_params, 'batch_stats': zeros}, batch['image'],
+                             train=True, rngs={'dropout': key}, mutable=['batch_stats'])
+    stats = jax.tree.map(lambda u: u / (1.0 - momentum), updates['batch_stats'])
+    return lax.pmean(stats, axis_name) if axis_name is not None else stats
+
+  return stats_step
+
+
 def make_eval_step(model: Any, *, axis_name: str | None = AXIS_NAME) -> EvalStep:
   """Returns ``eval_step(state, batch) -> sums`` over the whole (global) batch.
 
