@@ -92,6 +92,8 @@ def build_model(config: Any, num_classes: int):
                     f'{num_classes} classes of dataset {config.dataset!r}')
   if config.get('half_precision'):
     overrides.setdefault('dtype', jnp.bfloat16)
+  if config.get('sync_batch_norm'):
+    overrides['bn_axis_name'] = step_lib.AXIS_NAME
   model = models.create(config.model, **overrides)
   models.check_input_size(model, config.image_size, f'image_size={config.image_size}',
                           config.model, fix='raise config.image_size')
@@ -166,6 +168,30 @@ def evaluate(eval_fn: Callable, state: Any, batches: Iterable, dp: parallel.Data
           'top5': int(host['top5']) / max(count, 1), 'num_examples': count}
 
 
+def precise_batch_stats(programs: Programs, state: Any, batches: Iterable, num_batches: int,
+                        dp: parallel.DataParallel) -> Any:
+  """``state`` with its BatchNorm running statistics replaced by the mean of the statistics of
+  ``num_batches`` of ``batches`` (precise BN; see ``step.make_batch_norm_stats_step``).
+
+  Only the running statistics change, and they do not enter a training step (training normalises
+  with each batch's own statistics), so the weights' trajectory is the same with or without it.
+  """
+  if num_batches <= 0 or not state.batch_stats:
+    return state
+  device_batches = dp.prefetch(itertools.islice(batches, num_batches), 2)
+  total, seen = None, 0
+  try:
+    for batch in device_batches:
+      stats = programs.bn_stats_step(state, batch)
+      total = stats if total is None else jax.tree.map(jnp.add, total, stats)
+      seen += 1
+  finally:
+    device_batches.close()
+  mean = [leaf / seen for leaf in jax.tree.leaves(total)]
+  return state.replace(batch_stats=jax.tree.unflatten(jax.tree.structure(state.batch_stats),
+                                                      mean))
+
+
 def _mean_metrics(dp: parallel.DataParallel, pending: Sequence[dict]) -> dict[str, float]:
   host = dp.to_host(list(pending))
   return {k: float(np.mean([float(m[k]) for m in host])) for k in host[0]}
@@ -181,12 +207,13 @@ class Programs:
   abstract_state: Any        # the TrainState's shapes and dtypes (for restoring)
   train_step: Callable       # DataParallel-mapped train_step, state donated
   eval_step: Callable        # DataParallel-mapped eval_step
+  bn_stats_step: Callable    # DataParallel-mapped BatchNorm statistics of one batch (precise BN)
 
 
 # Settings that do not change the compiled programs (so a rerun in this process reuses them).
 _NOT_IN_PROGRAM = ('workdir', 'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                    'keep_checkpoints', 'init_from', 'tensorboard', 'data_dir', 'shuffle_buffer',
-                   'seed', 'eval_batch_size')
+                   'seed', 'eval_batch_size', 'precise_bn_batches')
 _PROGRAM_CACHE: 'collections.OrderedDict[Any, Programs]' = collections.OrderedDict()
 _PROGRAM_CACHE_SIZE = 4
 
@@ -222,7 +249,10 @@ def build_programs(config: Any, dp: parallel.DataParallel, *, num_classes: int,
           model, tx, lr_fn, aux_weight=float(config.aux_weight),
           label_smoothing=float(config.get('label_smoothing', 0.0)), ema_decay=ema_decay,
           axis_name=dp.axis_name)),
-      eval_step=dp.eval_step(step_lib.make_eval_step(model, axis_name=dp.axis_name)))
+      eval_step=dp.eval_step(step_lib.make_eval_step(model, axis_name=dp.axis_name)),
+      # Compiled on first use only: runs without precise BN never pay for it.
+      bn_stats_step=dp.eval_step(step_lib.make_batch_norm_stats_step(
+          model, momentum=models.BN_MOMENTUM, axis_name=dp.axis_name)))
   _PROGRAM_CACHE[key] = programs
   while len(_PROGRAM_CACHE) > _PROGRAM_CACHE_SIZE:
     _PROGRAM_CACHE.popitem(last=False)
@@ -313,6 +343,18 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
       (epath.Path(workdir) / 'config.json').write_text(
           config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
 
+    precise_bn = int(config.get('precise_bn_batches') or 0)
+
+    def refresh_batch_stats(state, step):
+      if not precise_bn:
+        return state
+      # The batches this run trains on next: a pure function of (seed, step), so a resumed run
+      # recomputes the same statistics.
+      batches = pipeline.create_train_iterator(
+          config, start_step=step, process_index=dp.process_index,
+          process_count=dp.process_count)
+      return precise_batch_stats(programs, state, batches, precise_bn, dp)
+
     def run_eval(state, step):
       batches = pipeline.create_eval_iterator(
           config, process_index=dp.process_index, process_count=dp.process_count)
@@ -359,6 +401,10 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
       ckpt_every = int(config.checkpoint_every_steps or 0)
       eval_every = int(config.eval_every_steps or 0)
       progress = None  # created after the first step, so compile time does not skew the ETA
+      cache = jax.config.jax_compilation_cache_dir
+      say(f'compiling the training step: once per run, '
+          + (f'kept in {cache} so a rerun loads it' if cache else 'not cached')
+          + ' (tens of seconds on a CPU)')
       pending = []
       window_start, window_steps, paused = None, 0, 0.0
       loop_start = time.time()
@@ -401,12 +447,19 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
               progress.set_postfix(loss=f'{mean["loss"]:.3f}', top1=f'{100 * mean["top1"]:.1f}%',
                                    img_s=f'{images_per_s:.0f}')
             window_start, window_steps, paused = time.time(), 0, 0.0
+          eval_due = eval_every and step % eval_every == 0 and step < total_steps
+          if eval_due and precise_bn:
+            # Before a checkpoint of the same step, so the saved state is the evaluated one.
+            jax.block_until_ready(metrics)
+            t = time.time()
+            state = refresh_batch_stats(state, step)
+            paused += time.time() - t
           if ckpt_every and step % ckpt_every == 0 and step < total_steps:
             jax.block_until_ready(metrics)  # the step's time is training time, not pause
             t = time.time()
             save(state)
             paused += time.time() - t
-          if eval_every and step % eval_every == 0 and step < total_steps:
+          if eval_due:
             jax.block_until_ready(metrics)
             t = time.time()
             check_finite(state)
@@ -419,6 +472,8 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
 
     final_eval = None
     if not preempted:
+      # Idempotent: precise statistics depend on the weights, not on the previous statistics.
+      state = refresh_batch_stats(state, step)
       save(state)  # a no-op when this step is already saved
       final_eval = run_eval(state, step)
       checkpointer.wait()
