@@ -99,6 +99,37 @@ def test_digits_build_is_idempotent(digits_dir):
   assert {f: os.path.getmtime(os.path.join(path, f)) for f in os.listdir(path)} == before
 
 
+_QUIET_BUILD = r"""
+import logging, sys
+from tensorflow_datasets.core.utils import tqdm_utils
+from inception_jax.data import digits
+digits.ensure_prepared(sys.argv[1])
+print('--- second call ---', flush=True)
+digits.ensure_prepared(sys.argv[1])
+# The TFDS settings the build changed are back as they were.
+assert tqdm_utils._active is True and logging.getLogger('absl').level == logging.NOTSET
+"""
+
+
+def test_first_digits_build_says_one_line_of_ours_and_the_second_nothing(tmp_path):
+  """What a first `python train.py` shows of the build, in a log file (not a terminal): our line
+  naming the directory; no TFDS download messages, warnings or progress bars."""
+  data_dir = str(tmp_path / 'tfds')
+  proc = subprocess.run(
+      [sys.executable, '-c', _QUIET_BUILD, data_dir], capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2'))  # as every entry point
+  assert proc.returncode == 0, proc.stderr
+  output = proc.stdout + proc.stderr
+  first, sep, second = proc.stdout.partition('--- second call ---\n')
+  assert sep and second == '' and proc.stderr == '', output
+  path = os.path.join(data_dir, 'digits', '1.0.0')
+  assert first.splitlines() == ['building the bundled digits dataset (1,797 images from '
+                                f'scikit-learn, no download) in {path}']
+  for noise in ('Downloading', 'dataset_info.json', 'prepared to', '\x1b', '\r'):
+    assert noise not in output, noise
+  assert os.path.exists(os.path.join(path, 'dataset_info.json'))
+
+
 def test_importing_the_package_builds_nothing(tmp_path):
   env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path), PYTHONPATH=REPO)
   subprocess.run([sys.executable, '-c', 'import inception_jax.data.input_pipeline'],

@@ -13,7 +13,8 @@ The split depends only on the bundled data and ``SPLIT_RANDOM_STATE``; changing 
 dataset version.
 
 Defining the class registers the name ``digits`` with TFDS; nothing is built on import.
-:func:`ensure_prepared` builds it (about a second, offline, idempotent) into a ``data_dir``.
+:func:`ensure_prepared` builds it (about a second, offline, idempotent) into a ``data_dir``, saying
+so in one line instead of TFDS's download messages, warnings and progress bars.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from inception_jax.data.quiet import quiet_tfds
 from inception_jax.errors import UserError
 
 NUM_CLASSES = 10
@@ -62,6 +64,15 @@ class Digits(tfds.core.GeneratorBasedBuilder):
     # TFDS's default looks the module up through `importlib_resources`, which not every
     # environment has; this file's own path is what it would find.
     return epath.Path(__file__)
+
+  # TFDS prints "Downloading and preparing dataset Unknown size ..." and "Dataset digits downloaded
+  # and prepared to ..." for every build; nothing is downloaded here, and ensure_prepared says
+  # what happens in a line of its own.
+  def _log_download_bytes(self) -> None:
+    pass
+
+  def _log_download_done(self) -> None:
+    pass
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -115,20 +126,25 @@ def _file_lock(path: str):
 def ensure_prepared(data_dir: str | None = None) -> tfds.core.DatasetBuilder:
   """Builds the dataset into ``data_dir`` unless it is already there; returns the builder.
 
-  Safe to call from several processes at once (a file lock serialises the build).
+  Safe to call from several processes at once (a file lock serialises the build). Prints one line
+  when it builds, nothing otherwise.
   """
-  builder = Digits(data_dir=data_dir)
-  if builder.is_prepared():
-    return builder
-  root = os.fspath(builder.data_dir_root)
-  try:
-    with _file_lock(os.path.join(root, '.digits.lock')):
-      builder = Digits(data_dir=data_dir)
-      if not builder.is_prepared():
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  with quiet_tfds():
+    builder = Digits(data_dir=data_dir)
+    if builder.is_prepared():
+      return builder
+    root = os.fspath(builder.data_dir_root)
+    try:
+      with _file_lock(os.path.join(root, '.digits.lock')):
         builder = Digits(data_dir=data_dir)
-  except OSError as e:
-    raise UserError(f'cannot build the digits dataset in {root} ({e.strerror or e}); set '
-                    'data_dir (--config.data_dir) to a writable directory') from None
+        if not builder.is_prepared():
+          count = NUM_TRAIN_EXAMPLES + NUM_VALIDATION_EXAMPLES
+          print(f'building the bundled digits dataset ({count:,} images from scikit-learn, no '
+                f'download) in {builder.data_dir}', flush=True)
+          builder.download_and_prepare(
+              download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+          builder = Digits(data_dir=data_dir)
+    except OSError as e:
+      raise UserError(f'cannot build the digits dataset in {root} ({e.strerror or e}); set '
+                      'data_dir (--config.data_dir) to a writable directory') from None
   return builder

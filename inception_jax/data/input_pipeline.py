@@ -62,6 +62,7 @@ import tensorflow_datasets as tfds
 
 from inception_jax.data import digits as digits_lib
 from inception_jax.data import preprocessing
+from inception_jax.data.quiet import quiet_tfds
 from inception_jax.errors import UserError
 
 # TensorFlow is only the input pipeline: it must never take GPU memory from JAX.
@@ -256,13 +257,15 @@ class _TfdsSource(_Source):
       builder = digits_lib.ensure_prepared(data_dir)
     else:
       try:
-        builder = tfds.builder(name, data_dir=data_dir)
+        with quiet_tfds():  # e.g. "Variant folder ... has no dataset_info.json"
+          builder = tfds.builder(name, data_dir=data_dir)
+          prepared = builder.is_prepared()
       except tfds.core.registered.DatasetNotFoundError:
         raise UserError(f'unknown dataset {name!r}: {DATASET_NAMING_HELP}') from None
       except (ValueError, KeyError, AssertionError, ImportError) as e:
         raise UserError(f'cannot open dataset {name!r} ({str(e).splitlines()[0]}): '
                         f'{DATASET_NAMING_HELP}') from None
-      if not builder.is_prepared():
+      if not prepared:
         raise UserError(_unprepared_message(name, builder))
     self._builder = builder
     info = builder.info

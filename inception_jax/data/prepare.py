@@ -1,7 +1,8 @@
 """Prepares a TFDS dataset for training: ``python -m inception_jax.data.prepare --dataset NAME``.
 
 One command for every dataset the pipeline reads by name; it calls TFDS's
-``download_and_prepare`` (``tfds build NAME --data_dir=DIR`` is equivalent).
+``download_and_prepare`` (``tfds build NAME --data_dir=DIR`` is equivalent). TFDS's progress bars
+are drawn only when stderr is a terminal (a log file gets no escape codes).
 
 ImageNet (``imagenet2012``) cannot be downloaded automatically: register at image-net.org, put
 ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` in ``<data_dir>/downloads/manual/``,
@@ -23,18 +24,20 @@ def prepare(dataset: str, data_dir: str | None = None) -> str:
   """Builds ``dataset`` into ``data_dir`` (idempotent); returns the prepared directory."""
   import tensorflow_datasets as tfds
   from inception_jax.data import digits
+  from inception_jax.data.quiet import quiet_tfds
 
   if dataset.startswith('folder:'):
     raise UserError('image folders need no preparation: train with --config.dataset=folder:/path')
   if dataset == 'digits':
     return os.fspath(digits.ensure_prepared(data_dir).data_dir)
   try:
-    builder = tfds.builder(dataset, data_dir=data_dir)
+    with quiet_tfds():  # e.g. "Variant folder ... has no dataset_info.json" for a new build
+      builder = tfds.builder(dataset, data_dir=data_dir)
+      if builder.is_prepared():
+        return os.fspath(builder.data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f'unknown TFDS dataset {dataset!r}; see `tfds.list_builders()` for names'
                     ) from None
-  if builder.is_prepared():
-    return os.fspath(builder.data_dir)
   manual_dir = os.path.join(os.fspath(builder.data_dir_root), 'downloads', 'manual')
   if dataset.split(':')[0].split('/')[0] == 'imagenet2012':
     missing = [t for t in IMAGENET_TARBALLS if not os.path.exists(os.path.join(manual_dir, t))]
@@ -42,8 +45,9 @@ def prepare(dataset: str, data_dir: str | None = None) -> str:
       raise UserError(f'imagenet2012 needs a manual download: put {" and ".join(missing)} '
                       f'(from image-net.org) in {manual_dir}/ and run this command again')
   try:
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    with quiet_tfds(progress=True, warnings=True):  # hours for imagenet2012: bars on a terminal
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   except Exception as e:  # Network, disk, manual files: report it as one line, not a traceback.
     detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
     raise UserError(f'preparing {dataset!r} in {builder.data_dir_root} failed: {detail}') from e
@@ -62,4 +66,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   run_cli(lambda: main(sys.argv[1:]))
