@@ -19,6 +19,11 @@ over multiple crops").
   images); from each square the 4 corner and the centre ``S x S`` crops plus the whole square resized
   to ``S`` (6 views); and all of them mirrored: 4 x 3 x 6 x 2 = 144.
 
+Mirrored views only where mirroring keeps the class: a config with ``random_flip=False`` (trained
+without mirror images, e.g. the digits quick start, where a mirrored digit is another symbol, or
+not a digit at all) gets no mirrored views, so the 10-crop protocol becomes 5 crops and the 144-crop
+protocol 72 (:func:`num_views`, :func:`describe_views`).
+
 The reference sizes are the 224 px network's. Other input sizes scale them proportionally
 (:func:`googlenet_scales`): Inception v3 at 299 px uses ``round(s * 299 / 224)`` = 342, 384, 427,
 470; a 16 px test network uses 18, 21, 23, 25. The scale list therefore always starts above ``S``
@@ -31,7 +36,8 @@ Geometry conventions (shared with the pipeline's centre crop): a centre offset i
 photos), whereas the 1-crop view keeps the pipeline's own resize. Order of the views: 10-crop =
 [top-left, top-right, bottom-left, bottom-right, centre] then the same mirrored; 144-crop = for each
 scale (ascending), for each square (left/top, centre, right/bottom): [4 corners as above, centre,
-whole square], then those 6 mirrored.
+whole square], then those 6 mirrored. Without mirrors, the same order with the mirrored ones left
+out.
 """
 
 from __future__ import annotations
@@ -131,15 +137,19 @@ def _mirror(views: tf.Tensor) -> tf.Tensor:
   return tf.concat([views, tf.reverse(views, axis=[2])], axis=0)
 
 
-def ten_crop(image: tf.Tensor, image_size: int, crop_fraction: float) -> tf.Tensor:
-  """uint8 [H, W, C] -> float32 [10, S, S, 3] on the 0..255 scale (not yet normalised)."""
+def ten_crop(image: tf.Tensor, image_size: int, crop_fraction: float, *,
+             mirror: bool = True) -> tf.Tensor:
+  """uint8 [H, W, C] -> float32 [10, S, S, 3] on the 0..255 scale (not yet normalised); [5, ...]
+  without the mirrored views."""
   image = preprocessing.decode(image)
   resized = _resize_shorter(image, ten_crop_side(image_size, crop_fraction))
-  return _mirror(five_crops(resized, image_size))
+  views = five_crops(resized, image_size)
+  return _mirror(views) if mirror else views
 
 
-def googlenet_144_crop(image: tf.Tensor, image_size: int) -> tf.Tensor:
-  """uint8 [H, W, C] -> float32 [144, S, S, 3] on the 0..255 scale (GoogLeNet paper, Sec. 7)."""
+def googlenet_144_crop(image: tf.Tensor, image_size: int, *, mirror: bool = True) -> tf.Tensor:
+  """uint8 [H, W, C] -> float32 [144, S, S, 3] on the 0..255 scale (GoogLeNet paper, Sec. 7);
+  [72, ...] without the mirrored views."""
   image = preprocessing.decode(image)
   groups = []
   for side in googlenet_scales(image_size):
@@ -149,8 +159,9 @@ def googlenet_144_crop(image: tf.Tensor, image_size: int) -> tf.Tensor:
       whole = tf.image.resize(square, [image_size, image_size], method='bilinear',
                               antialias=True)
       views = tf.concat([five_crops(square, image_size), whole[None]], axis=0)
-      groups.append(_mirror(views))
-  return tf.ensure_shape(tf.concat(groups, axis=0), [144, image_size, image_size, 3])
+      groups.append(_mirror(views) if mirror else views)
+  return tf.ensure_shape(tf.concat(groups, axis=0),
+                         [144 if mirror else 72, image_size, image_size, 3])
 
 
 def one_crop(image: tf.Tensor, config: Any) -> tf.Tensor:
@@ -158,25 +169,54 @@ def one_crop(image: tf.Tensor, config: Any) -> tf.Tensor:
   return preprocessing.preprocess_for_eval(image, config)[None]
 
 
-def make_views_fn(crops: int, config: Any) -> Callable[[tf.Tensor], tf.Tensor]:
-  """``image -> float32 [crops, S, S, 3]`` normalised views for the protocol ``crops``.
+def mirrors(config: Any) -> bool:
+  """Whether the multi-crop protocols add mirrored views: ``config.random_flip`` (default True),
+  i.e. whether the model learned that a mirror image has the same class."""
+  return bool(_get(config, 'random_flip', True))
 
-  Reads ``image_size``, ``eval_crop_fraction`` (1 and 10 crops) and ``normalization`` from
-  ``config`` (a ConfigDict, dict or object).
+
+def num_views(crops: int, config: Any) -> int:
+  """Views per image of the protocol ``crops`` for ``config``: 1; 10 or 5; 144 or 72."""
+  crops = check_protocol(crops)
+  return crops if crops == 1 or mirrors(config) else crops // 2
+
+
+def describe_views(crops: int, config: Any) -> str:
+  """What the views of the protocol ``crops`` are, e.g. ``5 crops (4 corners + centre), no mirrors
+  because config.random_flip=False``."""
+  crops = check_protocol(crops)
+  n = num_views(crops, config)
+  if crops == 1:
+    fraction = float(_get(config, 'eval_crop_fraction', 0.875))
+    return f'1 crop (the centre, eval_crop_fraction={fraction:g})'
+  what = ('4 corners + centre' if crops == 10 else
+          f'{len(GOOGLENET_SCALES)} scales x 3 squares x (4 corners + centre + whole square)')
+  if mirrors(config):
+    return f'{n} crops ({what}, each also mirrored)'
+  return f'{n} crops ({what}), no mirrors because config.random_flip=False'
+
+
+def make_views_fn(crops: int, config: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+  """``image -> float32 [n, S, S, 3]`` normalised views for the protocol ``crops``, ``n =``
+  :func:`num_views` (the mirrored views only when ``config.random_flip``, default True).
+
+  Reads ``image_size``, ``eval_crop_fraction`` (1 and 10 crops), ``normalization`` and
+  ``random_flip`` from ``config`` (a ConfigDict, dict or object).
   """
   crops = check_protocol(crops)
   image_size = int(_get(config, 'image_size', 224))
   fraction = float(_get(config, 'eval_crop_fraction', 0.875))
   normalization = _get(config, 'normalization', 'inception')
+  mirror = mirrors(config)
   if crops == 1:
     return lambda image: one_crop(image, config)
   if crops == 10:
-    return lambda image: preprocessing.normalize(ten_crop(image, image_size, fraction),
-                                                 normalization)
-  return lambda image: preprocessing.normalize(googlenet_144_crop(image, image_size),
-                                               normalization)
+    return lambda image: preprocessing.normalize(
+        ten_crop(image, image_size, fraction, mirror=mirror), normalization)
+  return lambda image: preprocessing.normalize(
+      googlenet_144_crop(image, image_size, mirror=mirror), normalization)
 
 
-__all__ = ['GOOGLENET_SCALES', 'PROTOCOLS', 'check_protocol', 'five_crops', 'googlenet_144_crop',
-           'googlenet_scales', 'make_views_fn', 'one_crop', 'ten_crop', 'ten_crop_side',
-           'three_squares']
+__all__ = ['GOOGLENET_SCALES', 'PROTOCOLS', 'check_protocol', 'describe_views', 'five_crops',
+           'googlenet_144_crop', 'googlenet_scales', 'make_views_fn', 'mirrors', 'num_views',
+           'one_crop', 'ten_crop', 'ten_crop_side', 'three_squares']

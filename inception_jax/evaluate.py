@@ -12,14 +12,19 @@ its run's ``config.json``) wins over the config's, with a warning when they diff
 
 Crop protocols (:mod:`inception_jax.crops`): 1 = the input pipeline's centre crop; 10 = corners +
 centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol (Szegedy et al.
-2015, Sec. 7). Softmax probabilities are averaged over an image's crops. Every example of the split
-is counted exactly once: the last batch is padded and the padding masked, and ``num_examples`` in
-the result is checked against the split size.
+2015, Sec. 7). The mirrored views only when the config's ``random_flip`` is on (a model trained
+without mirror images, like the digits quick start's, gets 5 or 72 views); the first line printed
+says which views are used. Softmax probabilities are averaged over an image's views. Every example
+of the split is counted exactly once: the last batch is padded and the padding masked, and
+``num_examples`` in the result is checked against the split size.
 
-Execution: one process, all its local devices. Each step feeds ``batch_size`` examples x crops
+Progress: a bar with an ETA when stderr is a terminal, else a plain line every tenth of the batches
+or 30 s (batches done / total, elapsed, ETA).
+
+Execution: one process, all its local devices. Each step feeds ``batch_size`` examples x views
 images through one jitted ``apply`` whose batch axis is sharded over the devices (the batch is padded
 to a multiple of the device count); the program is compiled once per image count and reused by
-every later call with the same model. ``batch_size`` defaults to ``eval_batch_size // crops``
+every later call with the same model. ``batch_size`` defaults to ``eval_batch_size // views``
 (at least 1), i.e. about ``eval_batch_size`` images per step whatever the protocol.
 """
 
@@ -130,7 +135,8 @@ def eval_config(config: Any, meta: dict[str, Any], *, image_size: int | None = N
 
 def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devices: int) -> int:
   """Examples per step: ``batch_size`` or ``eval_batch_size // crops``, then rounded up so the
-  step's ``examples x crops`` images split evenly over the devices."""
+  step's ``examples x crops`` images split evenly over the devices (``crops``: views per example,
+  :func:`inception_jax.crops.num_views`)."""
   import math  # pylint: disable=g-import-not-at-top
   if batch_size is None or batch_size == 0:
     eval_batch = int(config.get('eval_batch_size') or config.get('global_batch_size') or 1)
@@ -144,7 +150,8 @@ def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devi
 
 def views_dataset(config: Any, crops: int, batch: int) -> tuple[Any, Any]:
   """``(tf.data.Dataset, DatasetInfo)``: the whole eval split once, as batches of
-  ``{'image': [batch, crops, S, S, 3], 'label': int32 [batch], 'mask': bool [batch]}``,
+  ``{'image': [batch, views, S, S, 3], 'label': int32 [batch], 'mask': bool [batch]}``
+  (``views = crops.num_views(crops, config)``),
   the last batch padded with masked zero examples (the input pipeline's evaluation dataset with
   the protocol's views in place of its centre crop)."""
   from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
@@ -164,12 +171,17 @@ def views_dataset(config: Any, crops: int, batch: int) -> tuple[Any, Any]:
 def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | None = None,
              image_size: int | None = None, use_ema: bool = True,
              log: Callable[[str], None] = print) -> dict[str, Any]:
-  """Evaluates ``checkpoint`` on ``config``'s eval split; returns the result dict (see ``main``)."""
+  """Evaluates ``checkpoint`` on ``config``'s eval split; returns the result dict (see ``main``).
+
+  ``log`` gets the views line, warnings and, off a terminal, the progress lines.
+  """
+  import math  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
+  from inception_jax import progress as progress_lib  # pylint: disable=g-import-not-at-top
   from inception_jax import restore  # pylint: disable=g-import-not-at-top
 
   crops = crops_lib.check_protocol(crops)
@@ -183,7 +195,8 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   models.check_input_size(model, config.image_size, f'image_size={config.image_size}',
                           meta['model'])
   devices = jax.local_devices()
-  batch = examples_per_batch(config, crops, batch_size, len(devices))
+  views = crops_lib.num_views(crops, config)
+  batch = examples_per_batch(config, views, batch_size, len(devices))
   ds, info = views_dataset(config, crops, batch)
   if info.num_classes > model.num_classes:
     raise UserError(f'checkpoint {meta["checkpoint"]} is a {model.num_classes}-class '
@@ -196,28 +209,36 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   if trained_on and trained_on != info.name:
     log(f'warning: the checkpoint was trained on {trained_on!r}, evaluating on {info.name!r}')
 
+  description = crops_lib.describe_views(crops, config)
+  log(f'views: {description}')
   classifier = Classifier(model, variables, devices)
   size = config.image_size
   totals = {'top1': 0, 'top5': 0, 'count': 0}
   start = time.perf_counter()
+  progress = progress_lib.Progress(math.ceil(info.num_eval_examples / batch),
+                                   f'evaluating {info.name}[{info.eval_split}]', log=log)
 
   def finish(pending):
     handle, labels, mask, b = pending
-    probs = classifier.result(handle).reshape(b, crops, -1).mean(axis=1)
+    probs = classifier.result(handle).reshape(b, views, -1).mean(axis=1)
     totals['top1'] += int(np.sum(topk_correct(probs, labels, 1) & mask))
     totals['top5'] += int(np.sum(topk_correct(probs, labels, 5) & mask))
     totals['count'] += int(np.sum(mask))
+    progress.update()
 
   pending = None
   batches: Iterator[dict[str, Any]] = iter(tfds.as_numpy(ds))
-  for example_batch in batches:
-    b = example_batch['image'].shape[0]
-    handle = classifier.submit(example_batch['image'].reshape(b * crops, size, size, 3))
+  try:
+    for example_batch in batches:
+      b = example_batch['image'].shape[0]
+      handle = classifier.submit(example_batch['image'].reshape(b * views, size, size, 3))
+      if pending is not None:
+        finish(pending)
+      pending = (handle, example_batch['label'], example_batch['mask'].astype(bool), b)
     if pending is not None:
       finish(pending)
-    pending = (handle, example_batch['label'], example_batch['mask'].astype(bool), b)
-  if pending is not None:
-    finish(pending)
+  finally:
+    progress.close()
   seconds = time.perf_counter() - start
 
   count = totals['count']
@@ -234,6 +255,8 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
       'dataset': info.name,
       'split': info.eval_split,
       'crops': crops,
+      'views': views,
+      'views_description': description,
       'image_size': size,
       'normalization': config.normalization,
       'eval_crop_fraction': float(config.get('eval_crop_fraction', 0.875)),
@@ -251,7 +274,8 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
 def format_result(r: dict[str, Any]) -> str:
   """The one-line summary the CLI prints."""
   weights = 'EMA weights' if r['weights'] == 'ema' else 'weights'
-  crops = '1 crop' if r['crops'] == 1 else f'{r["crops"]} crops'
+  views = r.get('views', r['crops'])
+  crops = '1 crop' if views == 1 else f'{views} crops'
   return (f'{r["model"]} step {r["step"]} ({weights}) on {r["dataset"]}[{r["split"]}], {crops} at '
           f'{r["image_size"]} px: top-1 {100 * r["top1"]:.2f}% (error {100 * r["top1_error"]:.2f}%)'
           f', top-5 {100 * r["top5"]:.2f}% (error {100 * r["top5_error"]:.2f}%) over '
@@ -284,15 +308,16 @@ def _define_flags() -> None:
         'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
         'eval_batch_size.', lock_config=True)
   except (AttributeError, KeyError) as e:
-    errors.fail(f'unknown config field {errors.config_field_error(e)}; '
-                '`python -m inception_jax.evaluate --helpfull` lists the fields')
+    errors.fail(errors.unknown_config_field(
+        e, sys.argv[1:], '`python -m inception_jax.evaluate --helpfull` lists the fields'))
   _CHECKPOINT = flags.DEFINE_string(
       'checkpoint', None, 'Training --workdir, converted --out directory, or one of their '
       'checkpoints/<step> directories.')
   _CROPS = flags.DEFINE_integer('crops', 1, 'Views per image: 1 (centre), 10 (corners + centre, '
-                                'mirrored) or 144 (GoogLeNet paper, Sec. 7).')
-  _BATCH_SIZE = flags.DEFINE_integer('batch_size', 0, 'Examples per step (each with --crops '
-                                     'views); 0 = eval_batch_size // crops.')
+                                'mirrored) or 144 (GoogLeNet paper, Sec. 7); without the mirrored '
+                                'half (5, 72) when the config has random_flip=False.')
+  _BATCH_SIZE = flags.DEFINE_integer('batch_size', 0, 'Examples per step (each with its views); '
+                                     '0 = eval_batch_size // views.')
   _IMAGE_SIZE = flags.DEFINE_integer('image_size', 0, "Input side in pixels; 0 = the "
                                      "checkpoint's.")
   _JSON = flags.DEFINE_string('json', None, 'Also write the result as JSON to this file.')

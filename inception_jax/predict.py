@@ -88,11 +88,13 @@ def _dataset_class_names(dataset: str, data_dir: str | None) -> list[str] | None
       return sorted(d for d in os.listdir(train)
                     if not d.startswith('.') and os.path.isdir(os.path.join(train, d)))
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    if dataset == 'digits':
-      from inception_jax.data import digits  # pylint: disable=g-import-not-at-top
-      builder = digits.Digits(data_dir=data_dir)
-    else:
-      builder = tfds.builder(dataset, data_dir=data_dir)
+    from inception_jax.data.quiet import quiet_tfds  # pylint: disable=g-import-not-at-top
+    with quiet_tfds():
+      if dataset == 'digits':
+        from inception_jax.data import digits  # pylint: disable=g-import-not-at-top
+        builder = digits.Digits(data_dir=data_dir)
+      else:
+        builder = tfds.builder(dataset, data_dir=data_dir)
     features = builder.info.features
     _, label_key = builder.info.supervised_keys or ('image', 'label')
     return list(features[label_key].names)
@@ -127,28 +129,43 @@ def class_names(meta: dict[str, Any], *, labels_file: str | None = None,
 
 # ----------------------------------------------------------------------------- prediction
 
+# Leading bytes of the formats tf.io.decode_image reads.
+_MAGIC = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'GIF87a', 'GIF'),
+          (b'GIF89a', 'GIF'), (b'BM', 'BMP'))
+
+
+def _image_format(data: bytes) -> str | None:
+  """The image format ``data`` starts like, or None."""
+  if data[:4] == b'RIFF' and data[8:12] == b'WEBP':
+    return 'WebP'
+  return next((name for magic, name in _MAGIC if data.startswith(magic)), None)
+
+
+def _unreadable(path: str, reason: str) -> UserError:
+  return UserError(f'cannot read {path} as an image ({reason})')
+
 
 def _load_views(path: str, views_fn: Any) -> Any:
-  """``float32 [crops, S, S, 3]`` views of one image file; UserError naming it when unreadable."""
+  """``float32 [views, S, S, 3]`` views of one image file; a UserError saying in our words why
+  when it is not a readable image (TensorFlow's op names stay out of it)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
     if os.path.getsize(path) > _MAX_IMAGE_BYTES:
-      raise UserError(f'{path}: file larger than {_MAX_IMAGE_BYTES >> 20} MiB, not an image '
-                      'this tool reads')
+      raise _unreadable(path, f'larger than {_MAX_IMAGE_BYTES >> 20} MiB')
     with open(path, 'rb') as f:
       data = f.read()
   except IsADirectoryError:
-    raise UserError(f'{path}: is a directory, not an image') from None
+    raise _unreadable(path, 'it is a directory') from None
   except OSError as e:
-    raise UserError(f'{path}: cannot read ({e.strerror or e})') from None
+    raise _unreadable(path, str(e.strerror or e)) from None
   if not data:
-    raise UserError(f'{path}: empty file')
+    raise _unreadable(path, 'the file is empty')
   try:
     return views_fn(tf.constant(data)).numpy()
-  except (tf.errors.OpError, ValueError) as e:
-    detail = re.sub(r'\{\{.*?\}\}', '', str(getattr(e, 'message', e)))  # TF's op prefix
-    detail = ' '.join(detail.split())[:120]
-    raise UserError(f'{path}: not a readable image ({detail})') from None
+  except (tf.errors.OpError, ValueError):
+    kind = _image_format(data)
+    raise _unreadable(path, f'damaged or truncated {kind} data' if kind else
+                      'not a JPEG, PNG, GIF, BMP or WebP file') from None
 
 
 def predict(checkpoint: str, images: Sequence[str], *, top_k: int = 5, crops: int = 1,
@@ -182,26 +199,31 @@ def predict(checkpoint: str, images: Sequence[str], *, top_k: int = 5, crops: in
   if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
     raise UserError(f'--crop_fraction must be in (0, 1], got {fraction!r}')
   names = class_names(meta, labels_file=labels_file, data_dir=data_dir)
-  views_fn = crops_lib.make_views_fn(crops, {
-      'image_size': size, 'eval_crop_fraction': float(fraction),
-      'normalization': settings['normalization']})
+  views_config = {'image_size': size, 'eval_crop_fraction': float(fraction),
+                  'normalization': settings['normalization'],
+                  'random_flip': settings['random_flip']}
+  views_fn = crops_lib.make_views_fn(crops, views_config)
+  num_views = crops_lib.num_views(crops, views_config)
 
   results, loaded = [], []
   for path in images:
     try:
       views = _load_views(path, views_fn)
     except UserError as e:
-      warn(f'warning: skipping {e}')
       results.append({'image': path, 'error': str(e)})
       continue
     loaded.append((len(results), views))
     results.append({'image': path})
+  failed = [r['error'] for r in results if 'error' in r]
+  if not loaded and len(failed) == 1:
+    raise UserError(failed[0])  # said once, as the error
+  for message in failed:
+    warn(f'warning: {message}; skipped')
   if not loaded:
-    raise UserError(f'none of the {len(images)} image(s) could be read: '
-                    f'{results[0]["error"]}')
+    raise UserError(f'none of the {len(images)} images could be read (reasons above)')
 
   classifier = evaluate.Classifier(model, variables)
-  chunk = min(len(loaded), max(1, 256 // crops))  # images per call; every call the same shape
+  chunk = min(len(loaded), max(1, 256 // num_views))  # per call; every call the same shape
   k = min(top_k, model.num_classes)
   for start in range(0, len(loaded), chunk):
     group = loaded[start:start + chunk]
@@ -209,7 +231,7 @@ def predict(checkpoint: str, images: Sequence[str], *, top_k: int = 5, crops: in
     if len(group) < chunk:
       views = np.concatenate([views, np.zeros((chunk - len(group),) + views.shape[1:],
                                               views.dtype)])
-    probs = classifier(views.reshape((-1,) + views.shape[2:])).reshape(chunk, crops, -1)
+    probs = classifier(views.reshape((-1,) + views.shape[2:])).reshape(chunk, num_views, -1)
     probs = probs.mean(axis=1)
     for row, (index, _) in enumerate(group):
       order = np.argsort(-probs[row], kind='stable')[:k]

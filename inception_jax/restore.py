@@ -316,7 +316,8 @@ def workdir_config(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def preprocessing_settings(meta: dict[str, Any], defaults: Any = None) -> dict[str, Any]:
-  """How the weights expect their input: ``normalization``, ``eval_crop_fraction``, ``dataset``.
+  """How the weights expect their input: ``normalization``, ``eval_crop_fraction``, ``dataset``,
+  ``data_dir``, and ``random_flip`` (whether mirror images were trained on).
 
   From the checkpoint metadata (converted checkpoints record them), else the run's
   ``config.json``, else ``defaults`` (a config / dict), else the schema's defaults.
@@ -324,7 +325,7 @@ def preprocessing_settings(meta: dict[str, Any], defaults: Any = None) -> dict[s
   run = workdir_config(meta)
   out = {}
   for key, fallback in (('normalization', 'inception'), ('eval_crop_fraction', 0.875),
-                        ('dataset', None), ('data_dir', None)):
+                        ('dataset', None), ('data_dir', None), ('random_flip', True)):
     value = meta.get(key)
     if value is None:
       value = run.get(key)

@@ -32,10 +32,12 @@ from inception_jax import crops
 from inception_jax import evaluate
 from inception_jax import models
 from inception_jax import predict
+from inception_jax import progress as progress_lib
 from inception_jax import restore
 from inception_jax.data import digits
 from inception_jax.data import input_pipeline
 from inception_jax.data import preprocessing
+from inception_jax import errors
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.training import schema
@@ -106,6 +108,34 @@ def test_views_fn_counts_sizes_and_normalises_encoded_images(n):
   assert views.min() >= -1.0 and views.max() <= 1.0
   if n == 1:  # exactly the input pipeline's evaluation view
     np.testing.assert_allclose(views[0], preprocessing.preprocess_for_eval(png, config), atol=1e-6)
+
+
+def test_without_random_flip_the_views_have_no_mirror_images():
+  """random_flip=False (trained without mirror images): 10 crops become the 5 unmirrored ones,
+  144 the 72 unmirrored ones, and the description's count is the number of views."""
+  image = _gradient_image(20, 28)  # every pixel distinct: a view differs from its mirror image
+  config = {'image_size': SIZE, 'eval_crop_fraction': 0.8, 'normalization': 'inception',
+            'random_flip': False}
+  views = crops.make_views_fn(10, config)(tf.constant(image)).numpy()
+  unmirrored = preprocessing.normalize(crops.ten_crop(tf.constant(image), SIZE, 0.8)[:5],
+                                       'inception').numpy()
+  assert views.shape == (5, SIZE, SIZE, 3) and crops.num_views(10, config) == 5
+  np.testing.assert_allclose(views, unmirrored, atol=1e-6)
+  for view in views:
+    assert not np.allclose(view, view[:, ::-1])
+  assert crops.describe_views(10, config) == (
+      '5 crops (4 corners + centre), no mirrors because config.random_flip=False')
+
+  portrait = tf.constant(_gradient_image(30, 18))
+  views = crops.googlenet_144_crop(portrait, SIZE, mirror=False).numpy()
+  both = crops.googlenet_144_crop(portrait, SIZE).numpy()
+  assert views.shape == (72, SIZE, SIZE, 3) and crops.num_views(144, config) == 72
+  # The first 6 of every 12 views are the unmirrored ones, the next 6 their mirror images.
+  unmirrored = both.reshape(12, 2, 6, SIZE, SIZE, 3)[:, 0].reshape(views.shape)
+  np.testing.assert_allclose(views, unmirrored, atol=1e-4)
+  assert crops.describe_views(144, config).startswith('72 crops (')
+  assert crops.describe_views(144, dict(config, random_flip=True)).startswith('144 crops (')
+  assert crops.describe_views(10, {}).startswith('10 crops (') and crops.num_views(1, config) == 1
 
 
 def test_crop_protocol_must_be_1_10_or_144():
@@ -265,6 +295,50 @@ def test_evaluate_ten_crops_averages_softmax_over_the_views(setup, tmp_path):
   assert json.loads((tmp_path / 'out' / 'r.json').read_text())['num_examples'] == 360
 
 
+def test_evaluate_without_random_flip_says_its_views_and_shows_progress(setup, monkeypatch):
+  """The digits quick start's config (random_flip=False) with --crops=10: 5 views, said in the
+  output, and progress lines with an ETA when stderr is not a terminal (a log file)."""
+  from inception_jax import progress  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(progress, 'stderr_is_terminal', lambda: False)
+  config = setup['config'].copy_and_resolve_references()
+  config.random_flip = False
+  lines = []
+  result = evaluate.evaluate(config, setup['workdir'], crops=10, log=lines.append)
+  # 32 examples x 5 views = 160 images per step: the program the other evaluations compiled.
+  assert (result['crops'], result['views'], result['examples_per_batch']) == (10, 5, 32)
+  assert result['num_examples'] == 360
+  assert lines[0] == ('views: 5 crops (4 corners + centre), no mirrors because '
+                      'config.random_flip=False')
+  assert '5 crops' in evaluate.format_result(result)
+  progress_lines = [l for l in lines if l.startswith('evaluating digits[validation]: ')]
+  assert len(progress_lines) == 6, lines  # 12 batches: a line every 2
+  assert progress_lines[0].startswith('evaluating digits[validation]: 2/12 batches (16%), ')
+  assert 'ETA' in progress_lines[1] and progress_lines[-1].startswith(
+      'evaluating digits[validation]: 12/12 batches (100%), ')
+  assert not any('\r' in l or '\x1b' in l for l in lines)
+
+
+def test_progress_lines_every_tenth_or_every_30_seconds():
+  now = [0.0]
+  lines = []
+  bar = progress_lib.Progress(100, 'work', log=lines.append, terminal=False, clock=lambda: now[0])
+  for i in range(1, 101):  # 1 s per item: a line every 10 items, none from the 30 s interval
+    now[0] = float(i)
+    bar.update()
+  bar.close()
+  assert len(lines) == 10
+  assert lines[0] == 'work: 10/100 batches (10%), 10 s elapsed, ETA 1 min 30 s'
+  assert lines[-1] == 'work: 100/100 batches (100%), 1 min 40 s elapsed'
+  lines.clear()
+  slow = progress_lib.Progress(1000, 'slow', log=lines.append, terminal=False,
+                               clock=lambda: now[0])
+  for _ in range(3):  # 40 s per item: a line for each, long before the 100th
+    now[0] += 40.0
+    slow.update()
+  assert [l.split(', ')[0] for l in lines] == [f'slow: {i}/1000 batches (0%)' for i in (1, 2, 3)]
+  assert lines[2].endswith('2 min 00 s elapsed, ETA 11 h 04 min')
+
+
 # ----------------------------------------------------------------------------- predict
 
 
@@ -309,14 +383,37 @@ def test_unreadable_images_are_skipped_and_all_unreadable_is_an_error(setup, tmp
   junk.write_bytes(b'not an image at all')
   png = tmp_path / 'ok.png'
   Image.fromarray(_gradient_image(9, 13)).save(png)
+  cut = tmp_path / 'cut.png'
+  cut.write_bytes(png.read_bytes()[:40])
   warnings = []
-  results = predict.predict(setup['workdir'], [str(junk), str(png), str(tmp_path / 'missing.png')],
-                            warn=warnings.append)
-  assert [('error' in r) for r in results] == [True, False, True]
-  assert len(warnings) == 2 and 'junk.jpg' in warnings[0] and 'missing.png' in warnings[1]
-  assert all('\n' not in w for w in warnings) and len(results[1]['top']) == 5
+  results = predict.predict(
+      setup['workdir'], [str(junk), str(png), str(tmp_path / 'missing.png'), str(cut)],
+      warn=warnings.append)
+  assert [('error' in r) for r in results] == [True, False, True, True]
+  assert warnings == [
+      f'warning: cannot read {junk} as an image (not a JPEG, PNG, GIF, BMP or WebP file); skipped',
+      f'warning: cannot read {tmp_path / "missing.png"} as an image (No such file or directory); '
+      'skipped',
+      f'warning: cannot read {cut} as an image (damaged or truncated PNG data); skipped']
+  assert len(results[1]['top']) == 5
   with pytest.raises(UserError, match='junk.jpg'):
     predict.predict(setup['workdir'], [str(junk)], warn=warnings.append)
+
+
+def test_predict_on_a_text_file_says_why_once(setup, tmp_path, capsys):
+  notes = tmp_path / 'notes.txt'
+  notes.write_text('shopping list\n')
+  with pytest.raises(SystemExit) as e:
+    errors.run_cli(lambda: predict.main(['--checkpoint', setup['workdir'], str(notes)]))
+  assert e.value.code == 2
+  captured = capsys.readouterr()
+  assert captured.err == (f'error: cannot read {notes} as an image (not a JPEG, PNG, GIF, BMP or '
+                          'WebP file)\n') and captured.out == ''
+  # Several files, none readable: each reason once (warnings), then the error without them.
+  warnings = []
+  with pytest.raises(UserError, match=r'^none of the 2 images could be read \(reasons above\)$'):
+    predict.predict(setup['workdir'], [str(notes), str(notes)], warn=warnings.append)
+  assert len(warnings) == 2 and all('[Op:' not in w and 'notes.txt' in w for w in warnings)
 
 
 # ----------------------------------------------------------------------------- bad input
