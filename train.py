@@ -38,9 +38,8 @@ def _define_flags() -> None:
         'config', _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).',
         lock_config=True)
   except (AttributeError, KeyError) as e:
-    bad = [a for a in sys.argv[1:] if a.startswith('--config.')]
-    errors.fail(f'unknown config field {errors.config_field_error(e)} in '
-                f'{" ".join(bad) or "the flags"}; `python train.py --helpfull` lists the fields')
+    errors.fail(errors.unknown_config_field(e, sys.argv[1:],
+                                            '`python train.py --helpfull` lists the fields'))
   _WORKDIR = flags.DEFINE_string(
       'workdir', os.path.join('workdirs', 'default'),
       'Directory for checkpoints, metrics.jsonl, TensorBoard events and config.json; rerunning '

@@ -4,22 +4,24 @@ r"""Sweep results rebuilt from the run directories: results.csv, results.md and 
   python -m inception_jax.report sweeps/aux --out /tmp/report --no_plots
 
 Runs come from the sweep's ``sweep.json`` (written by :mod:`inception_jax.sweep`: every run of the
-grid, so runs not started yet show as *missing*); without it, every directory below ``DIR`` that
-holds a ``metrics.jsonl``, ``config.json`` or ``checkpoints/`` is a run, and its path components
-``key=value`` are its coordinates (``seed=N`` the seed). Each run is read from what train.py leaves
-behind: ``metrics.jsonl`` (train/eval lines), ``config.json`` and the checkpoint metadata.
+grid, so runs not started yet show as *missing*, except those the sweep's ``--only`` left out,
+which are only counted); without it, every directory below ``DIR`` that holds a ``metrics.jsonl``,
+``config.json`` or ``checkpoints/`` is a run, and its path components ``key=value`` are its
+coordinates (``seed=N`` the seed). Each run is read from what train.py leaves behind:
+``metrics.jsonl`` (train/eval lines), ``config.json`` and the checkpoint metadata.
 
-* ``results.csv``: one row per run: its coordinates, seed, status (``finished``; ``partial``:
-  started but not finished, i.e. running, failed or stopped; ``missing``: never started), last
-  step, final and best eval top-1/top-5 (%), the step of the best, params, MACs, median train
-  images/s, model, dataset, image size, and the paper's errors when the run's config carries
-  ``paper`` (``configs/ladder``).
+* ``results.csv``: one row per run (those ``--only`` left out excepted): its coordinates, seed,
+  status (``finished``; ``partial``: started but not finished, i.e. running, failed or stopped;
+  ``missing``: never started), last step, final and best eval top-1/top-5 (%), the step of the
+  best, params, MACs, median train images/s, model, dataset, image size, and the paper's errors
+  when the run's config carries ``paper`` (``configs/ladder``).
 * ``results.md``: one row per variant (runs that differ only in the seed): mean ± sample standard
   deviation (n - 1) over its finished seeds of final and best top-1/top-5, params, MACs, images/s,
   and for ladder runs the paper's error next to the run's. A variant without a finished run shows
   its partial runs, marked.
 * ``learning_curves.png`` (eval top-1 and train loss against step, mean over seeds, min-max band),
-  ``accuracy_vs_aux_weight.png`` (when ``aux_weight`` is a coordinate), ``accuracy_vs_macs.png``.
+  ``accuracy_vs_aux_weight.png`` (when ``aux_weight`` is a coordinate), ``accuracy_vs_macs.png``
+  (when the variants' MACs differ; the output says when and why it is skipped).
 
 Definitions: *final* is the evaluation at the run's last step (train.py evaluates at the end),
 *best* the highest evaluation seen (top-1 and top-5 each on its own). *Params* counts the
@@ -34,11 +36,12 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
+import fnmatch
 import json
 import math
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from inception_jax import errors
 
@@ -50,6 +53,9 @@ CHECKPOINTS = 'checkpoints'
 # Label-space sizes of common datasets, for runs without checkpoint metadata.
 KNOWN_NUM_CLASSES = {'digits': 10, 'mnist': 10, 'cifar10': 10, 'cifar100': 100,
                      'imagenet2012': 1000, 'imagenet2012_subset': 1000, 'imagenet_resized': 1000}
+# Status of a run of the grid that the sweep's --only left out and that never started: not in the
+# tables, only counted.
+NOT_SELECTED = 'not selected'
 
 
 # ----------------------------------------------------------------------------- one run
@@ -291,13 +297,29 @@ def discover_runs(sweep_dir: str) -> list[tuple[str, dict[str, Any], int | None]
   return runs
 
 
+def only_patterns(sweep_dir: str) -> list[str]:
+  """The sweep's last ``--only`` patterns (from sweep.json; empty: every run was selected)."""
+  try:
+    with open(os.path.join(sweep_dir, MANIFEST)) as f:
+      only = json.load(f).get('only') or []
+  except (OSError, ValueError, AttributeError):
+    return []
+  return [str(p) for p in only] if isinstance(only, list) else []
+
+
 def collect(sweep_dir: str, *, costs: bool = True) -> list[RunResult]:
-  """A :class:`RunResult` for every run of the sweep in ``sweep_dir``."""
+  """A :class:`RunResult` for every run of the sweep in ``sweep_dir``; a run that the sweep's
+  ``--only`` left out and that never started has the status :data:`NOT_SELECTED`."""
   cache = _CostCache() if costs else None
+  only = only_patterns(sweep_dir)
   results = []
   for name, cell, seed in discover_runs(sweep_dir):
     workdir = os.path.normpath(os.path.join(sweep_dir, *name.split('/')))
-    results.append(read_run(workdir, name, cell, seed, cache))
+    result = read_run(workdir, name, cell, seed, cache)
+    if (only and result.status == 'missing'
+        and not any(fnmatch.fnmatchcase(name, p) for p in only)):
+      result.status = NOT_SELECTED
+    results.append(result)
   return results
 
 
@@ -406,16 +428,20 @@ def write_csv(results: Sequence[RunResult], path: str) -> None:
                       [_csv_value(getattr(r, k)) for k in CSV_FIELDS])
 
 
-def markdown(results: Sequence[RunResult], title: str = '') -> str:
-  """The results.md text (see the module docstring)."""
+def markdown(results: Sequence[RunResult], title: str = '', *, not_selected: int = 0,
+             only: Sequence[str] = ()) -> str:
+  """The results.md text (see the module docstring); ``not_selected`` runs of the grid that
+  ``--only`` (``only``) left out are counted in the first line."""
   variants = group(results)
   fields = cell_fields(results)
   counts = {s: sum(r.status == s for r in results) for s in ('finished', 'partial', 'missing')}
   ladder = any(r.paper_top1_error is not None or r.paper_top5_error is not None for r in results)
   datasets = sorted({r.dataset for r in results if r.dataset})
+  left_out = (f'; {not_selected} more run{"s" if not_selected != 1 else ""} of the grid not '
+              f'selected by --only={",".join(only)}' if not_selected else '')
   lines = [f'# {title or "Sweep results"}', '',
            f'{len(results)} run{"s" if len(results) != 1 else ""}: {counts["finished"]} '
-           f'finished, {counts["partial"]} partial, {counts["missing"]} missing'
+           f'finished, {counts["partial"]} partial, {counts["missing"]} missing' + left_out
            + (f"; dataset {', '.join(datasets)}" if datasets else '') + '.', '',
            'Eval accuracy in %: mean ± sample standard deviation (n − 1) over the finished seeds '
            '(*n* runs). *Final*: the evaluation at the last step; *best*: the highest evaluation '
@@ -547,12 +573,29 @@ def plot_accuracy_vs(variants: Sequence[Variant], field: str, path: str, *, xlab
   return True
 
 
+def _macs_plot_skipped(variants: Sequence[Variant]) -> str | None:
+  """Why accuracy_vs_macs.png would say nothing (None: draw it): it needs variants with a final
+  evaluation and at least two different MACs (equal ones would be labels printed over each
+  other)."""
+  macs = {v.first('macs') for v in variants
+          if v.first('macs') is not None and v.stat('final_top1')[0] is not None}
+  if not macs:
+    return 'no variant has both MACs and a final evaluation'
+  if len(macs) == 1:
+    return f'every variant has the same MACs ({_human(next(iter(macs)))}) per image'
+  return None
+
+
 def write_report(sweep_dir: str, out_dir: str | None = None, *, plots: bool = True,
-                 costs: bool = True) -> list[str]:
-  """Writes results.csv, results.md and the plots; returns their paths."""
+                 costs: bool = True, log: Callable[[str], None] | None = None) -> list[str]:
+  """Writes results.csv, results.md and the plots; returns their paths. ``log`` gets a line for
+  each plot that is skipped, saying why."""
+  log = log or (lambda line: None)
   if not os.path.isdir(sweep_dir):
     raise errors.UserError(f'{sweep_dir!r} is not a directory; pass the sweep --workdir')
   results = collect(sweep_dir, costs=costs)
+  not_selected = sum(r.status == NOT_SELECTED for r in results)
+  results = [r for r in results if r.status != NOT_SELECTED]
   if not results:
     raise errors.UserError(f'no runs in {sweep_dir!r} (no sweep.json and no directory with '
                            'metrics.jsonl, config.json or checkpoints/)')
@@ -568,7 +611,7 @@ def write_report(sweep_dir: str, out_dir: str | None = None, *, plots: bool = Tr
   except (OSError, ValueError, AttributeError):
     pass
   with open(paths[1], 'w') as f:
-    f.write(markdown(results, title))
+    f.write(markdown(results, title, not_selected=not_selected, only=only_patterns(sweep_dir)))
   if plots:
     variants = group(results)
     path = os.path.join(out_dir, 'learning_curves.png')
@@ -579,7 +622,12 @@ def write_report(sweep_dir: str, out_dir: str | None = None, *, plots: bool = Tr
       if plot_accuracy_vs(variants, 'aux_weight', path, xlabel='auxiliary loss weight'):
         paths.append(path)
     path = os.path.join(out_dir, 'accuracy_vs_macs.png')
-    if plot_accuracy_vs(variants, 'macs', path, xlabel='multiply-adds per image', log_x=True):
+    skipped = _macs_plot_skipped(variants)
+    if skipped:
+      log(f'accuracy_vs_macs.png skipped: {skipped}')
+      if os.path.exists(path):  # an earlier report's plot would no longer match the tables
+        os.remove(path)
+    elif plot_accuracy_vs(variants, 'macs', path, xlabel='multiply-adds per image', log_x=True):
       paths.append(path)
   return paths
 
@@ -592,9 +640,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--out', default=None, help='where to write (default: sweep_dir)')
   parser.add_argument('--no_plots', action='store_true', help='tables only')
   args = parser.parse_args(argv)
-  paths = write_report(args.sweep_dir, args.out, plots=not args.no_plots)
+  notes: list[str] = []
+  paths = write_report(args.sweep_dir, args.out, plots=not args.no_plots, log=notes.append)
   with open(paths[1]) as f:
     print(f.read(), end='')
+  for note in notes:
+    print(note)
   print('wrote ' + ', '.join(paths))
   return 0
 

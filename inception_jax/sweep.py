@@ -47,10 +47,11 @@ A failed run is reported and the sweep goes on with the next; at the end it writ
 SIGTERM / Ctrl-C are passed to the running train.py (which saves a checkpoint), then the sweep
 writes the report and stops (exit 143 / 130); rerun the same command to continue.
 ``--print_commands`` prints one launch command per run instead (for a cluster) and runs nothing;
-``--only=GLOB[,GLOB]`` restricts the sweep to the runs whose names match. ``DIR/sweep.json``
-records the grid (every run's coordinates, seed and command) for the report. Every run's config
-is built and validated (``schema.validate_config``) before the first one starts. Exit status 2: a
-one-line error in the sweep config or flags.
+``--only=GLOB[,GLOB]`` restricts the sweep to the runs whose names match (the report leaves the
+others out unless they ran before). ``DIR/sweep.json`` records the grid (every run's coordinates,
+seed and command) and ``--only`` for the report. Every run's config is built and validated
+(``schema.validate_config``) before the first one starts. Exit status 2: a one-line error in the
+sweep config or flags.
 """
 
 from __future__ import annotations
@@ -288,6 +289,8 @@ def expand(config: ml_collections.ConfigDict, workdir: str, *,
   seeds = tuple(config.get('seeds') or ())
   if not seeds:
     raise UserError('the sweep has no seeds; set config.seeds, e.g. --config.seeds="(0,)"')
+  if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    raise UserError(f'config.seeds must be integers, e.g. --config.seeds="(0, 1)", got {seeds!r}')
   if len(set(seeds)) != len(seeds):
     raise UserError(f'config.seeds has duplicates: {seeds}')
 
@@ -452,12 +455,14 @@ def _display(path: str) -> str:
 
 
 def _write_manifest(workdir: str, config: ml_collections.ConfigDict, config_file: str | None,
-                    runs: Sequence[Run], python: str, train_script: str) -> None:
+                    runs: Sequence[Run], python: str, train_script: str,
+                    only: Sequence[str] = ()) -> None:
   os.makedirs(workdir, exist_ok=True)
   manifest = {
       'sweep_config': config_file,
       'description': config.get('description', ''),
       'config': json.loads(config.to_json_best_effort()),
+      'only': list(only),  # the report does not call the runs --only left out missing
       'runs': [dict(name=r.name, cell=r.cell, seed=r.seed, base=r.base,
                     overrides=r.overrides, command=r.command(python, train_script))
                for r in runs],
@@ -531,7 +536,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, *,
   python = python or sys.executable
   workdir = os.path.abspath(workdir)
   _write_manifest(workdir, config, config_file, expand(config, workdir, search=search), python,
-                  train_script)
+                  train_script, only)
   failures: list[tuple[str, int]] = []
   counts = dict(skipped=0, trained=0)
   with _Stop() as stop:
@@ -542,7 +547,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, *,
       out.write('interrupted; rerun the same command to continue\n')
 
   try:
-    paths = report_lib.write_report(workdir)
+    paths = report_lib.write_report(workdir, log=lambda line: out.write(line + '\n'))
     out.write(f'report: {", ".join(_display(p) for p in paths)}\n')
   except Exception as e:  # noqa: BLE001 - the runs are done; say why the report is missing
     out.write(f'the report failed ({type(e).__name__}: {e}); rerun python -m '
@@ -597,13 +602,12 @@ def main(argv: Sequence[str]) -> int:
   try:
     fv(list(argv))
   except (AttributeError, KeyError) as e:
-    bad = ' '.join(a for a in argv if str(a).startswith('--config.'))
-    field = _one_line(e).strip('"\'')
-    raise UserError(f'unknown sweep-config field {field} in {bad or "the flags"}; the '
-                    'fields are description, base, train_script, overrides.<training field>, '
-                    'axes.<axis>, variants.<name>..., variant_axis, seeds') from None
+    raise UserError(errors.unknown_config_field(
+        e, argv[1:], 'the fields are description, base, train_script, overrides.<training '
+        'field>, axes.<axis>, variants.<name>..., variant_axis, seeds',
+        what='sweep-config field')) from None
   except (flags.Error, TypeError, ValueError, OSError) as e:
-    raise UserError(_one_line(e)) from None
+    raise UserError(errors.flag_value_error(e, fv, argv) or _one_line(e)) from None
   if fv['config'].value is None or not fv['config'].present:
     raise UserError('--config=configs/ablations/NAME.py is required')
   if not workdir.value:

@@ -72,13 +72,19 @@ TRAIN = ['train.py', '--workdir={tmp}/w']
 CASES: list[tuple[str, str, Any, str]] = [
     # --- through the real command line: flag and config parsing...
     ('unknown config key', 'cli', TRAIN + ['--config.no_such_field=1'],
-     'unknown config field'),
+     "unknown config field 'no_such_field' in --config.no_such_field=1; `python train.py "
+     "--helpfull` lists the fields"),
+    ('misspelt config key', 'cli', TRAIN + ['--config.learnig_rate=0.1'],
+     "error: unknown config field 'learnig_rate' in --config.learnig_rate=0.1. Did you mean "
+     "'learning_rate'? `python train.py --helpfull` lists the fields"),
     ('unknown nested config key', 'cli', TRAIN + ['--config.model_overrides.depth=3'],
-     'unknown config field'),
+     "unknown config field 'model_overrides.depth' in --config.model_overrides.depth=3;"),
     ('batch size not an integer', 'cli', TRAIN + ['--config.global_batch_size=abc'],
-     'global_batch_size'),
+     'error: expected an integer for global_batch_size, got "abc"'),
     ('learning rate not a number', 'cli', TRAIN + ['--config.learning_rate=fast'],
-     'learning_rate'),
+     'error: expected a number for learning_rate, got "fast"'),
+    ('switch neither true nor false', 'cli', TRAIN + ['--config.tensorboard=maybe'],
+     'error: expected true or false for tensorboard, got "maybe"'),
     ('missing config file', 'cli', ['train.py', '--config={tmp}/nope.py', '--workdir={tmp}/w'],
      'nope.py'),
     ('unknown flag', 'cli', TRAIN + ['--no_such_flag=1'], 'no_such_flag'),
@@ -264,6 +270,49 @@ def test_bad_input_is_one_error_line(cid, kind, what, expected, tiny_workdir, tm
     code, err = _capture(_call_case(what, str(tmp_path)), capsys)
   problem = _check(code, err, expected)
   assert problem is None, f'{problem}\n{err[-2000:]}'
+
+
+def _parse_config_flags(argv):
+  """config_flags on a private FlagValues as train.py defines them: the one-line message for a bad
+  ``--config.KEY=VALUE`` (what errors.fail would print after ``error:``), or None."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  argv = ['train.py', *argv]
+  try:
+    config_flags.DEFINE_config_file('config', DEFAULT, flag_values=fv, lock_config=True,
+                                    sys_argv=argv)
+    fv(argv)
+  except (AttributeError, KeyError) as e:
+    return errors.unknown_config_field(e, argv[1:], '`python train.py --helpfull` lists the fields')
+  except flags.Error as e:
+    return errors.flag_value_error(e, fv, argv)
+  return None
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--config.learnig_rate=0.1'],
+     "unknown config field 'learnig_rate' in --config.learnig_rate=0.1. Did you mean "
+     "'learning_rate'? `python train.py --helpfull` lists the fields"),
+    (['--config.seed=1', '--config.model_overrides.widht_multiplier=0.5'],
+     "unknown config field 'model_overrides.widht_multiplier' in "
+     "--config.model_overrides.widht_multiplier=0.5. Did you mean "
+     "'model_overrides.width_multiplier'? `python train.py --helpfull` lists the fields"),
+    (['--config.no_such_field=1'],
+     "unknown config field 'no_such_field' in --config.no_such_field=1; `python train.py "
+     "--helpfull` lists the fields"),
+    (['--config.global_batch_size=abc'], 'expected an integer for global_batch_size, got "abc"'),
+    (['--config.seed=1.5'], 'expected an integer for seed, got "1.5"'),
+    (['--config.learning_rate=x'], 'expected a number for learning_rate, got "x"'),
+    (['--config.model_overrides.width_multiplier=half'],
+     'expected a number for model_overrides.width_multiplier, got "half"'),
+    (['--config.tensorboard=maybe'], 'expected true or false for tensorboard, got "maybe"'),
+    (['--config.learning_rate=0.5', '--config.tensorboard=false'], None),
+])
+def test_config_override_errors_in_our_words(argv, message):
+  """No Python or ml_collections wording: not "invalid literal for int() with base 10", not
+  "Did you mean" spliced into our sentence."""
+  assert _parse_config_flags(argv) == message
 
 
 # ----------------------------------------------------------------------------- warnings, not errors

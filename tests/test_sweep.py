@@ -102,7 +102,10 @@ def test_tiny_sweep_end_to_end_then_rerun_skips(tmp_path, monkeypatch, capsys):
     assert int(row['params']) > 0 and int(row['macs']) > 0 and float(row['images_per_sec']) > 0
   md = (workdir / 'results.md').read_text()
   assert '| shuffle_buffer | n | final top-1 |' in md and '2 finished' in md
-  assert _is_png(workdir / 'learning_curves.png') and _is_png(workdir / 'accuracy_vs_macs.png')
+  assert _is_png(workdir / 'learning_curves.png')
+  # Both cells train the same network: one MACs value, nothing to plot against.
+  assert not os.path.exists(workdir / 'accuracy_vs_macs.png')
+  assert 'accuracy_vs_macs.png skipped: every variant has the same MACs' in out
   assert json.loads((workdir / 'sweep.json').read_text())['runs'][1]['name'] == names[1]
 
   def snapshot():
@@ -231,9 +234,23 @@ def test_only_filters_runs(tmp_path, capsys):
   assert sweep.main(['sweep', f'--config={config_file}', f'--workdir={workdir}',
                      '--only=aux_weight=0.3/*']) == 0
   assert sorted(_launches(workdir)) == ['aux_weight=0.3/seed=0', 'aux_weight=0.3/seed=1']
-  # The report still lists the whole grid; the runs not launched are missing.
-  statuses = [r['status'] for r in _read_csv(workdir / 'results.csv')]
-  assert statuses.count('finished') == 2 and statuses.count('missing') == 4
+  # The runs --only left out are not called missing: counted, not listed.
+  rows = _read_csv(workdir / 'results.csv')
+  assert [(r['run'], r['status']) for r in rows] == [
+      ('aux_weight=0.3/seed=0', 'finished'), ('aux_weight=0.3/seed=1', 'finished')]
+  md = (workdir / 'results.md').read_text()
+  assert ('2 runs: 2 finished, 0 partial, 0 missing; 4 more runs of the grid not selected by '
+          '--only=aux_weight=0.3/*') in md
+  assert 'missing (' not in md and '| 0.0 |' not in md
+  # A later sweep with another --only: the runs that ran before stay in the report.
+  capsys.readouterr()
+  assert sweep.main(['sweep', f'--config={config_file}', f'--workdir={workdir}',
+                     '--only=aux_weight=0.0/seed=0']) == 0
+  rows = _read_csv(workdir / 'results.csv')
+  assert sorted(r['run'] for r in rows) == ['aux_weight=0.0/seed=0', 'aux_weight=0.3/seed=0',
+                                            'aux_weight=0.3/seed=1']
+  assert '3 more runs of the grid not selected by --only=aux_weight=0.0/seed=0' in (
+      workdir / 'results.md').read_text()
   with pytest.raises(UserError, match='matches no run'):
     sweep.main(['sweep', f'--config={config_file}', f'--workdir={workdir}', '--only=nope*'])
 
@@ -358,7 +375,15 @@ def test_sweep_config_errors_are_one_line(tmp_path, capsys, monkeypatch):
   for argv, message in [
       (['--config=configs/ablations/aux_weight.py:bogus'], "unknown config option 'bogus'"),
       (['--config=configs/ablations/aux_weight.py', '--config.nope=1'],
-       'unknown sweep-config field nope'),
+       "unknown sweep-config field 'nope' in --config.nope=1; the fields are"),
+      (['--config=configs/ablations/aux_weight.py', '--config.overrides.learnig_rate=0.1'],
+       r"unknown sweep-config field 'overrides.learnig_rate' in "
+       r"--config.overrides.learnig_rate=0.1. Did you mean 'overrides.learning_rate'\? The "
+       'fields are'),
+      (['--config=configs/ablations/aux_weight.py', '--config.overrides.num_train_steps=abc'],
+       '^expected an integer for overrides.num_train_steps, got "abc"$'),
+      (['--config=configs/ablations/aux_weight.py', '--config.seeds=abc'],
+       'config.seeds must be integers'),
       (['--config=configs/ablations/aux_weight.py', '--config.seeds=()'], 'has no seeds'),
       (['--config=configs/ablations/aux_weight.py', "--config.axes.aux_weight=(-1.0,)"],
        'aux_weight must be non-negative'),
@@ -426,8 +451,30 @@ def test_report_statistics_on_synthetic_runs(tmp_path, capsys):
   # The variant with one finished run of two: no std, the partial run (99%) left out.
   assert '| 1.0 | 1 of 2 | 80.00 | 100.00 | 80.00 | 100.00 |' in md
   assert '`aux_weight=1.0/seed=1`: partial (at step 5 of 10)' in md
-  for png in ('learning_curves.png', 'accuracy_vs_aux_weight.png', 'accuracy_vs_macs.png'):
+  for png in ('learning_curves.png', 'accuracy_vs_aux_weight.png'):
     assert _is_png(tmp_path / png), png
+  # Every run is the same network: a MACs plot would print all labels at one x.
+  assert not os.path.exists(tmp_path / 'accuracy_vs_macs.png')
+  assert (f'accuracy_vs_macs.png skipped: every variant has the same MACs '
+          f'({report._human(summary.count_macs(tiny, 32))}) per image') in printed
+
+
+def test_accuracy_vs_macs_only_when_the_macs_differ(tmp_path):
+  def run(name, macs, top1, status='finished'):
+    return report.RunResult(name=name, cell={'net': name}, seed=0, status=status, macs=macs,
+                            final_top1=top1)
+
+  same = report.group([run('a', 10**6, 50.0), run('b', 10**6, 60.0)])
+  assert report._macs_plot_skipped(same) == 'every variant has the same MACs (1M) per image'
+  # A variant without a final evaluation has no point to draw.
+  unfinished = report.group([run('a', 10**6, 50.0), run('b', 2 * 10**6, None, 'missing')])
+  assert report._macs_plot_skipped(unfinished) == 'every variant has the same MACs (1M) per image'
+  assert report._macs_plot_skipped(report.group([run('a', None, 50.0)])) == (
+      'no variant has both MACs and a final evaluation')
+  differ = report.group([run('a', 10**6, 50.0), run('b', 3 * 10**6, 60.0)])
+  assert report._macs_plot_skipped(differ) is None
+  assert report.plot_accuracy_vs(differ, 'macs', str(tmp_path / 'm.png'), xlabel='MACs')
+  assert _is_png(tmp_path / 'm.png')
 
 
 def test_report_with_manifest_missing_runs_and_paper_columns(tmp_path):
