@@ -6,6 +6,7 @@ statistics of per-device batches too small to stand for the global batch (sync B
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,7 @@ from _training_helpers import TinyNet, numpy_train_state, tiny_config
 from inception_jax import models
 from inception_jax.models import layers
 from inception_jax.training import loop, optimizers, parallel
+from inception_jax.training import state as state_lib
 from inception_jax.training import step as step_lib
 
 SIZE = 12
@@ -134,6 +136,7 @@ def _max_difference(a, b):
   return max(float(np.abs(x - y).max()) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+@pytest.mark.slow  # compiles and runs training steps on 8 devices and on 1
 @pytest.mark.parametrize('mode', ['pmap', 'shard_map'])
 def test_sync_batch_norm_makes_8_devices_of_2_equal_1_device_of_16(mode):
   """Per-device statistics of 2 examples make 8 devices train differently from 1 device holding
@@ -176,3 +179,34 @@ def test_sync_batch_norm_config_reaches_the_model():
   assert model.bn_axis_name == step_lib.AXIS_NAME
   config.sync_batch_norm = False
   assert loop.build_model(config, 10).bn_axis_name is None
+
+
+def test_bn_momentum_sets_the_running_decay_and_precise_bn_follows_it():
+  """``bn_momentum`` (the Cloud TPU run's batch-norm decay 0.996) reaches ConvBN, and the
+  precise-BN step, told the same momentum, still recovers the batch's exact statistics."""
+  assert models.create('inception_v3', bn_momentum=0.996).bn_momentum == 0.996
+  make_block = layers.conv_block(True, 1.0, jnp.float32, norm_momentum=0.996)
+  block = make_block(4, 3, padding=1)
+  x = _images(6, n=8, shift=2.0)
+  variables = block.init(jax.random.PRNGKey(0), x)
+  conv_out = nn.Conv(4, (3, 3), padding=1, use_bias=False).apply(
+      {'params': variables['params']['conv']}, x)
+  _, updates = block.apply(variables, x, train=True, mutable=['batch_stats'])
+  np.testing.assert_allclose(updates['batch_stats']['bn']['mean'],
+                             0.004 * np.asarray(conv_out).mean((0, 1, 2)), rtol=1e-4, atol=1e-7)
+
+  class Wrapped(nn.Module):
+    @nn.compact
+    def __call__(self, images, train=False):
+      return models.ModelOutput(logits=make_block(4, 3, padding=1)(images, train).mean((1, 2)), aux_logits={})
+
+  model = Wrapped()
+  state = state_lib.TrainState(
+      step=np.zeros((), np.int32), params={'ConvBN_0': variables['params']},
+      batch_stats={'ConvBN_0': variables['batch_stats']}, opt_state=(), ema_params={},
+      rng=np.asarray(jax.random.PRNGKey(0)), nonfinite_step=np.full((), -1, np.int32),
+      nonfinite_what=np.zeros((), np.int32))
+  stats = step_lib.make_batch_norm_stats_step(model, momentum=0.996, axis_name=None)(
+      state, {'image': x})
+  np.testing.assert_allclose(stats['ConvBN_0']['bn']['mean'],
+                             np.asarray(conv_out).mean((0, 1, 2)), rtol=1e-4, atol=1e-6)

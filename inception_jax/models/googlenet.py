@@ -161,6 +161,8 @@ class GoogLeNet(nn.Module):
     bn_axis_name: training-mode batch statistics averaged over this named device axis
       (synchronised batch norm, for small per-device batches); None = each device's own, as the
       papers trained.
+    bn_momentum: decay of the batch-norm running statistics (0.9 = PyTorch's momentum 0.1;
+      the Cloud TPU Inception v3 run used 0.996).
   """
 
   num_classes: int = 1000
@@ -176,6 +178,7 @@ class GoogLeNet(nn.Module):
   dtype: Any = jnp.float32
   conv: ModuleDef = layers.FastConv
   bn_axis_name: str | None = None
+  bn_momentum: float = layers.BN_MOMENTUM
 
   label = 'googlenet'
 
@@ -220,7 +223,7 @@ class GoogLeNet(nn.Module):
     run_aux = self.aux_logits and (want_aux or self.is_initializing())
 
     conv = layers.conv_block(self.use_bn, self.width_multiplier, self.dtype, self.conv,
-                             self.bn_axis_name)
+                             self.bn_axis_name, self.bn_momentum)
     x = images.astype(self.dtype)
 
     # Stem (Table 1 rows "convolution 7x7/2" .. "max pool 3x3/2").

@@ -472,7 +472,8 @@ class ConvBN(nn.Module):
   a matmul for 1x1 kernels) must accept them and keep the ``conv/kernel`` layout so checkpoints and
   converted weights still load. ``summary`` counts MACs of ``nn.Conv``/``nn.Dense`` calls only.
 
-  ``norm_axis_name`` (training only) averages the batch statistics over that named device axis:
+  ``norm_momentum`` is the running statistics' decay (``running = m * running + (1 - m) *
+  batch``; TF's batch-norm ``decay``). ``norm_axis_name`` (training only) averages the batch statistics over that named device axis:
   synchronised batch norm, for per-device batches too small for statistics of their own.
   """
 
@@ -486,6 +487,7 @@ class ConvBN(nn.Module):
   conv: ModuleDef = FastConv
   norm: ModuleDef = FastBatchNorm
   norm_axis_name: str | None = None
+  norm_momentum: float = BN_MOMENTUM
   activation: Callable[[Array], Array] = nn.relu
 
   @nn.compact
@@ -503,7 +505,7 @@ class ConvBN(nn.Module):
     if self.use_bn:
       x = self.norm(
           use_running_average=not train,
-          momentum=BN_MOMENTUM,
+          momentum=self.norm_momentum,
           epsilon=BN_EPSILON,
           dtype=self.dtype,
           axis_name=self.norm_axis_name,
@@ -735,10 +737,12 @@ def dense(features: int, dtype: Dtype, name: str, use_bias: bool = True) -> nn.D
 
 
 def conv_block(use_bn: bool, width_multiplier: float, dtype: Dtype,
-               conv: ModuleDef = FastConv, norm_axis_name: str | None = None) -> ModuleDef:
+               conv: ModuleDef = FastConv, norm_axis_name: str | None = None,
+               norm_momentum: float = BN_MOMENTUM) -> ModuleDef:
   """The one ConvBN factory a model hands to all of its blocks."""
   return functools.partial(ConvBN, use_bn=use_bn, width_multiplier=width_multiplier,
-                           dtype=dtype, conv=conv, norm_axis_name=norm_axis_name)
+                           dtype=dtype, conv=conv, norm_axis_name=norm_axis_name,
+                           norm_momentum=norm_momentum)
 
 
 @flax.struct.dataclass
