@@ -1,31 +1,85 @@
-r"""Inception v3 on ImageNet (ILSVRC 2012).
+r"""Inception v3 on ImageNet (ILSVRC 2012): the Cloud TPU reference run, and the paper's setting.
 
-Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", CVPR 2016, §8
-"Training Methodology": "RMSProp with decay of 0.9 and eps = 1.0", "learning rate of 0.045,
-decayed every two epochs using an exponential rate of 0.94", "gradient clipping with threshold
-2.0", "a model evaluated using a running average of the parameters computed over time"; §7 label
-smoothing with eps 0.1; 299x299 inputs (Table 1); §4 "BN-auxiliary" (batch norm in the auxiliary
-classifier's fully connected layer) -> ``bn_auxiliary=True``.
+``configs/inception_v3_imagenet.py`` (default) follows, field by field, the run Google published
+for Cloud TPU: "The model has attained greater than 78.1% accuracy in about 170 epochs"
+(cloud.google.com/tpu/docs/inception-v3-advanced), trained by tensorflow/tpu
+``models/experimental/inception/inception_v3.py`` with its default flags at global batch 1024
+(``train_batch_size`` 1024, ``train_steps`` 213000 = 170.3 epochs). Every number below was read in
+that file at its last TF 1.x state (``tf.compat.v1``, with the ``WEIGHT_DECAY`` constant and the
+``precision`` flag; read in the fork matarof/tpu@3286212, whose only change is a local
+``_NUM_TRAIN_IMAGES``; the older tensorflow/tpu copies have ``train_steps`` 8000000, i.e. "until
+stopped", and the same rates) and in ``inception_preprocessing.py`` next to it. "Differs" marks
+what this codebase cannot reproduce.
 
-Not stated in the paper, from the TF-slim / Cloud TPU Inception v3 training scripts
-(tensorflow/tpu models/experimental/inception/inception_v3.py): RMSProp momentum 0.9, aux loss
-weight 0.4 (the paper states none), moving-average decay 0.9999, weight decay 4e-5, base batch 32
-for the 0.045 rate (the paper's 50 replicas used batch 32 each), centre crop 0.875 at evaluation.
+  * Network: TF-slim ``inception_v3`` (``inception_v3``, BN-auxiliary as released) with its default
+    ``dropout_keep_prob=0.8`` -> ``dropout_rate`` 0.2; batch-norm decay ``BATCH_NORM_DECAY =
+    0.996`` -> ``model_overrides.bn_momentum`` 0.996; epsilon ``BATCH_NORM_EPSILON = 1e-3``
+    matches. Differs: 1001 classes there (background), 1000 here.
+  * Optimiser: ``optimizer`` 'RMS' -> ``tf.train.RMSPropOptimizer(lr, RMSPROP_DECAY = 0.9,
+    momentum=RMSPROP_MOMENTUM = 0.9, epsilon=RMSPROP_EPSILON = 1.0)``; no gradient clipping
+    (``optimizer.minimize(loss)``) -> ``grad_clip_norm`` 0; weight decay ``WEIGHT_DECAY = 0.00004``
+    as ``WEIGHT_DECAY * sum(tf.nn.l2_loss(v))`` over 'weights' not in 'BatchNorm' -> 4e-5 on the
+    kernels (optimizers.py's TF-slim L2).
+  * Learning rate: ``learning_rate`` 0.165 with ``initial_learning_rate = FLAGS.learning_rate *
+    FLAGS.train_batch_size / 256`` -> ``learning_rate`` 0.165 at ``base_batch_size`` 256, i.e.
+    0.66 at 1024; ``tf.train.exponential_decay(..., decay_steps=int(learning_rate_decay_epochs *
+    batches_per_epoch), decay_rate=learning_rate_decay, staircase=True)`` with
+    ``learning_rate_decay`` 0.94, ``learning_rate_decay_epochs`` 3 -> ``staircase_exponential``,
+    0.94 every 3 epochs (3753 steps at 1024, as there); ``final_learning_rate = 0.0001 *
+    initial_learning_rate`` and ``tf.maximum(learning_rate, final_learning_rate)`` ->
+    ``min_learning_rate_fraction`` 1e-4 (it never binds within 170 epochs: 0.94^56 = 0.031);
+    ``use_learning_rate_warmup`` False by default (its ``cold_epochs`` 2 / ``warmup_epochs`` 7 are
+    off) -> no warm-up.
+  * Loss: ``tf.losses.softmax_cross_entropy(..., label_smoothing=0.1)`` on the logits (weight 1.0)
+    and on ``AuxLogits`` (``weights=0.4``) -> ``label_smoothing`` 0.1, ``aux_weight`` 0.4.
+  * Averaging: ``moving_average`` True, ``tf.train.ExponentialMovingAverage(decay=
+    MOVING_AVERAGE_DECAY = 0.995, num_updates=global_step)``, evaluated with the averages
+    (``LoadEMAHook``) -> ``ema_decay`` 0.995 (the step uses TF's ``min(decay, (1+n)/(10+n))``).
+    Differs: TF also averages the batch-norm moving statistics (``tf.moving_average_variables()``);
+    here the averaged parameters are evaluated with the running statistics.
+  * Data: ``width``/``height`` 299; ``preprocessing`` 'inception': ``distorted_bounding_box_crop``
+    with ``area_range=(0.05, 1.0)``, ``aspect_ratio_range=(3/4, 4/3)``, ``min_object_covered=0.1``
+    (the whole image as the box, ``use_annotated_bbox`` False: crops under 10 % of the image are
+    rejected) -> ``crop_area_range`` (0.1, 1.0), which gives the same accepted crops here (this
+    pipeline passes the lower bound as ``min_object_covered``); bilinear resize; random flip;
+    [-1, 1] inputs. Evaluation: ``central_crop(central_fraction=0.875)`` then bilinear resize ->
+    ``eval_crop_fraction`` 0.875. Differs: ``distort_color_fast`` (brightness +-32/255, Cb/Cr +-0.1)
+    there, no colour augmentation here; ``max_attempts`` 100 there, 10 here; the evaluation crop
+    there is 87.5 % of each side (then stretched to 299x299), here 87.5 % of the shorter side,
+    square; ``eval_batch_size`` 1024 with ``eval_steps = 50000 // 1024`` scores 49,152 images there,
+    every one of the 50,000 here.
+  * Length and cadence: ``train_steps`` 213000 -> ``num_epochs`` = 213000 / 1251 (exactly 213,000
+    steps at batch 1024, 170.26 epochs at any batch); ``train_steps_per_eval`` 2000 ->
+    ``eval_every_steps`` 2000. Checkpoints there every ``save_checkpoints_secs`` 1000 s; here every
+    epoch (1251 steps), a project choice. ``precision`` 'float32' -> ``half_precision`` False.
+    Synchronous data parallel (``CrossShardOptimizer``), batch norm per core (``num_shards`` 8:
+    128 images per core) -> ``parallel`` pmap, ``sync_batch_norm`` False.
 
-Learning-rate scaling rule: ``learning_rate`` is for ``base_batch_size`` = 32 examples; the rate
-used is ``0.045 * global_batch_size / 32`` (linear scaling, Goyal et al. 2017), with 5 warm-up
-epochs. At the default global batch of 1024 that is 1.44.
+Other batch sizes. Scaling rule, from the same file: the rate is linear in the global batch
+(``FLAGS.learning_rate * FLAGS.train_batch_size / 256``), the schedule and length are in epochs
+(``batches_per_epoch = _NUM_TRAIN_IMAGES / FLAGS.train_batch_size``). The largest batch of the
+cited run is 1024 (``recipe_verified_batch_size``); training above it prints a warning.
 
-Length: 100 epochs (the paper's best model trained ~100 epochs in 50 replicas; Fig. 6 of the
-paper shows progress to ~100 epochs).
+``configs/inception_v3_imagenet.py:paper`` is the paper's own setting, Szegedy et al., "Rethinking
+the Inception Architecture for Computer Vision", CVPR 2016, §8 "Training Methodology": "RMSProp
+with decay of 0.9 and eps = 1.0", "learning rate of 0.045, decayed every two epochs using an
+exponential rate of 0.94", "gradient clipping with threshold 2.0", "a model evaluated using a
+running average of the parameters computed over time", batch 32 on each of 50 replicas trained
+asynchronously ("with batch size 32 for 100 epochs"); §7 label smoothing 0.1; 299 px; §4
+BN-auxiliary.
+Not in the paper, from TF-slim: RMSProp momentum 0.9, aux weight 0.4, moving-average decay 0.9999,
+weight decay 4e-5, centre crop 0.875. It is extrapolated to batch 1024: 0.045 per 32 images scaled
+linearly (1.44) with 5 warm-up epochs (Goyal et al. 2017). No published run verifies it above batch
+32 (``recipe_verified_batch_size`` 32), so it runs with a warning at its default batch.
 """
 
 from inception_jax.training import schema
 
+VARIANTS = ('reference', 'paper')
 
-def get_config(arg: str | None = None):
-  """Inception v3 / ImageNet config (``arg`` unused)."""
-  del arg
+
+def _common():
+  """Fields both variants share (network, data, cadence)."""
   c = schema.base_config()
   c.model = 'inception_v3'
   c.model_overrides.bn_auxiliary = True
@@ -34,39 +88,76 @@ def get_config(arg: str | None = None):
   c.eval_split = 'validation'
   c.image_size = 299
   c.augment = 'inception_crop'
-  c.crop_area_range = (0.08, 1.0)
   c.aspect_ratio_range = (3 / 4, 4 / 3)
   c.random_flip = True
   c.eval_crop_fraction = 0.875
   c.normalization = 'inception'
   c.shuffle_buffer = 16_384
   c.seed = 0
-
   c.global_batch_size = 1024
-  c.eval_batch_size = 1000
-  c.num_epochs = 100.0
   c.num_train_steps = 0
-
   c.optimizer = 'rmsprop'
   c.rmsprop_decay = 0.9
   c.rmsprop_epsilon = 1.0
   c.momentum = 0.9
-  c.learning_rate = 0.045
-  c.base_batch_size = 32
   c.lr_schedule = 'staircase_exponential'
   c.decay_rate = 0.94
-  c.decay_epochs = 2.0
-  c.warmup_epochs = 5.0
   c.weight_decay = 4e-5
-  c.grad_clip_norm = 2.0
   c.label_smoothing = 0.1
   c.aux_weight = 0.4
-  c.ema_decay = 0.9999
-
   c.half_precision = False
   c.parallel = 'pmap'
   c.log_every_steps = 100
-  c.eval_every_steps = 5004
-  c.checkpoint_every_steps = 1251
+  c.checkpoint_every_steps = 1251   # about every epoch at batch 1024
   c.keep_checkpoints = 3
   return c
+
+
+def _reference(c):
+  """The Cloud TPU run (tensorflow/tpu models/experimental/inception/inception_v3.py flags)."""
+  c.recipe_source = ('Cloud TPU Inception v3, tensorflow/tpu models/experimental/inception/'
+                     'inception_v3.py defaults: >78.1% top-1 in ~170 epochs at batch 1024')
+  c.recipe_verified_batch_size = 1024
+  c.model_overrides.dropout_rate = 0.2        # TF-slim inception_v3 dropout_keep_prob=0.8
+  c.model_overrides.bn_momentum = 0.996       # BATCH_NORM_DECAY
+  c.crop_area_range = (0.1, 1.0)              # area_range (0.05, 1) + min_object_covered 0.1
+  c.eval_batch_size = 1024                    # eval_batch_size
+  c.num_epochs = 213_000 / 1251               # train_steps 213000 at 1251 steps per epoch
+  c.learning_rate = 0.165                     # learning_rate, per 256 images
+  c.base_batch_size = 256
+  c.decay_epochs = 3.0                        # learning_rate_decay_epochs
+  c.warmup_epochs = 0.0                       # use_learning_rate_warmup False
+  c.min_learning_rate_fraction = 1e-4         # final_learning_rate = 0.0001 * initial
+  c.grad_clip_norm = 0.0                      # optimizer.minimize: no clipping
+  c.ema_decay = 0.995                         # MOVING_AVERAGE_DECAY
+  c.eval_every_steps = 2000                   # train_steps_per_eval
+  return c
+
+
+def _paper(c):
+  """The paper's §8 setting, extrapolated to batch 1024 (unverified there)."""
+  c.recipe_source = ('Szegedy et al. 2016, Rethinking the Inception Architecture, section 8: '
+                     '50 asynchronous replicas of batch 32')
+  c.recipe_verified_batch_size = 32
+  c.crop_area_range = (0.08, 1.0)
+  c.eval_batch_size = 1000
+  c.num_epochs = 100.0
+  c.learning_rate = 0.045
+  c.base_batch_size = 32
+  c.decay_epochs = 2.0
+  c.warmup_epochs = 5.0
+  c.grad_clip_norm = 2.0
+  c.ema_decay = 0.9999
+  c.eval_every_steps = 5004
+  return c
+
+
+def get_config(arg: str | None = None):
+  """Inception v3 / ImageNet: ``arg`` '' (the Cloud TPU reference run) or 'paper'."""
+  variant = (arg or '').strip() or 'reference'
+  if variant not in VARIANTS:
+    raise ValueError(f'unknown variant {variant!r} of inception_v3_imagenet.py; use '
+                     f'{" or ".join(repr(v) for v in VARIANTS)} (e.g. '
+                     'configs/inception_v3_imagenet.py:paper)')
+  c = _common()
+  return _reference(c) if variant == 'reference' else _paper(c)

@@ -4,12 +4,14 @@ Rethinking the Inception Architecture (Szegedy et al. 2016), Table 3 quotes Goog
 al. 2014) single-crop. This row is the 2014 network (``googlenet_2014``: no batch norm, conv
 biases, local response normalisation in the stem, both auxiliary classifiers at weight 0.3,
 dropout 0.4/0.7) trained with the project's GoogLeNet recipe (configs/googlenet_imagenet.py:
-SGD momentum 0.9, 4% decay every 8 epochs, Polyak averaging, 224 px inception crops, 90 epochs).
+MindCV's run, SGD momentum 0.9 at 0.045 per 256 images, 5 warm-up epochs then cosine to 0, label
+smoothing 0.1, 224 px inception crops, 150 epochs at batch 256).
 
 Change from configs/googlenet_imagenet.py: ``model`` googlenet -> googlenet_2014 (only).
-Caveat: that recipe was written for the batch-normalised network; the 2014 network trained with
-asynchronous SGD at an unpublished rate, and without BN the linearly scaled rate (0.32 at batch
-1024) may be too high: lower ``--config.learning_rate`` if the loss diverges.
+Caveat: the 2014 network trained with asynchronous SGD at an unpublished rate and schedule; the
+recipe's run (MindCV, 72.89 % top-1) trained a GoogLeNet without batch norm too, but also without
+biases, LRN or auxiliary heads. ``configs/googlenet_imagenet.py:paper`` holds the paper's own
+setting.
 
   python train.py --config=configs/ladder/01_googlenet.py --workdir=/ckpt/ladder/01 \
       --config.data_dir=/data/tfds

@@ -38,6 +38,7 @@ import numpy as np
 from etils import epath
 
 from inception_jax import models
+from inception_jax import plan as plan_lib
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.training import metrics as metrics_lib
@@ -252,7 +253,8 @@ def build_programs(config: Any, dp: parallel.DataParallel, *, num_classes: int,
       eval_step=dp.eval_step(step_lib.make_eval_step(model, axis_name=dp.axis_name)),
       # Compiled on first use only: runs without precise BN never pay for it.
       bn_stats_step=dp.eval_step(step_lib.make_batch_norm_stats_step(
-          model, momentum=models.BN_MOMENTUM, axis_name=dp.axis_name)))
+          model, momentum=getattr(model, 'bn_momentum', models.BN_MOMENTUM),
+          axis_name=dp.axis_name)))
   _PROGRAM_CACHE[key] = programs
   while len(_PROGRAM_CACHE) > _PROGRAM_CACHE_SIZE:
     _PROGRAM_CACHE.popitem(last=False)
@@ -308,9 +310,13 @@ def train_and_evaluate(config: Any, workdir: str, *, num_devices: int | None = N
   num_classes = int(programs.model.num_classes)
 
   say = _Printer(is_main)
-  say(f'{config.model} on {config.dataset} ({info.num_train_examples} train / '
-      f'{info.num_eval_examples} eval examples, {num_classes} classes): {total_steps} steps of '
-      f'{config.global_batch_size} ({spe} steps/epoch), {dp}')
+  run_plan = plan_lib.make_plan(config, dp.num_devices, None, num_processes=dp.process_count,
+                                num_train_examples=info.num_train_examples,
+                                num_eval_examples=info.num_eval_examples,
+                                check_model=model is None)
+  for line in plan_lib.format_plan(run_plan).splitlines():
+    say(line)
+  say(f'  devices: {dp}; {num_classes} classes')
 
   integrity.check_free_space(ckpt_lib.checkpoint_dir(workdir), programs.abstract_state)
   checkpointer = ckpt_lib.Checkpointer(ckpt_lib.checkpoint_dir(workdir),

@@ -4,6 +4,10 @@ Learning-rate scaling rule (Goyal et al. 2017, "Accurate, Large Minibatch SGD", 
 ``learning_rate`` is the rate for ``base_batch_size`` examples per step and the rate used is
 ``learning_rate * global_batch_size / base_batch_size``. Schedules are expressed in epochs and turned
 into steps with ``steps_per_epoch = num_train_examples // global_batch_size``.
+``min_learning_rate_fraction`` puts a floor under the whole schedule, warm-up included, as the Cloud
+TPU Inception v3 reference does (tensorflow/tpu models/experimental/inception/inception_v3.py:
+``final_learning_rate = 0.0001 * initial_learning_rate``, then ``learning_rate =
+tf.maximum(learning_rate, final_learning_rate)``).
 
 Weight decay follows TF-slim (the Inception papers' code): an L2 penalty ``wd/2 * ||w||^2`` on the
 kernels (not biases or BatchNorm parameters) added to the loss, i.e. ``wd * w`` added to the gradient
@@ -44,7 +48,8 @@ def num_train_steps(config: Any, num_train_examples: int) -> int:
 
 def create_learning_rate_fn(config: Any, steps_per_epoch: int,  # pylint: disable=redefined-outer-name
                             total_steps: int) -> optax.Schedule:
-  """Step -> learning rate: linear warm-up, then the configured decay (counted from step 0)."""
+  """Step -> learning rate: linear warm-up, then the configured decay (counted from step 0), never
+  below ``min_learning_rate_fraction`` of the peak."""
   base = scaled_learning_rate(config)
   warmup = int(round(config.get('warmup_epochs', 0.0) * steps_per_epoch))
   kind = config.lr_schedule
@@ -52,6 +57,11 @@ def create_learning_rate_fn(config: Any, steps_per_epoch: int,  # pylint: disabl
     raise UserError(f"unknown lr_schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
   decay_steps = max(1, int(round(config.get('decay_epochs', 1.0) * steps_per_epoch)))
   decay_rate = float(config.get('decay_rate', 1.0))
+  floor_fraction = config.get('min_learning_rate_fraction', 0.0) or 0.0
+  if (isinstance(floor_fraction, bool) or not isinstance(floor_fraction, (int, float))
+      or not 0.0 <= floor_fraction < 1.0):
+    raise UserError(f'config.min_learning_rate_fraction must be in [0, 1), got {floor_fraction!r}')
+  floor = base * float(floor_fraction)
 
   def schedule(step):
     step = jnp.asarray(step, jnp.float32)
@@ -65,6 +75,8 @@ def create_learning_rate_fn(config: Any, steps_per_epoch: int,  # pylint: disabl
       lr = jnp.full((), base, jnp.float32)
     if warmup > 0:
       lr = lr * jnp.minimum(1.0, (step + 1.0) / warmup)
+    if floor > 0:
+      lr = jnp.maximum(lr, floor)
     return lr
 
   return schedule

@@ -34,6 +34,7 @@ MODEL_OVERRIDE_TYPES: dict[str, type] = {
     'expanded_3x3': bool,
     'bn_auxiliary': bool,
     'aux_adaptive': bool,
+    'bn_momentum': float,
 }
 
 PARALLEL_MODES = ('pmap', 'shard_map')
@@ -66,6 +67,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_batch_size = 256
   c.num_epochs = 1.0
   c.num_train_steps = 0          # > 0 wins over num_epochs
+  c.recipe_source = ''           # the published run the config follows ('' = none cited)
+  c.recipe_verified_batch_size = 0  # the largest global batch that run used (0 = none stated);
+                                    # a larger batch gets a warning (inception_jax.recipes)
   # Optimiser.
   c.optimizer = 'sgd'
   c.learning_rate = 0.1          # for base_batch_size; scaled linearly with global_batch_size
@@ -80,6 +84,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.rmsprop_epsilon = 1.0
   c.weight_decay = 0.0
   c.grad_clip_norm = 0.0         # 0 = no clipping
+  c.min_learning_rate_fraction = 0.0  # floor of the schedule, as a fraction of the peak rate
+                                      # (0 = none; the Cloud TPU Inception v3 run uses 1e-4)
   # Loss.
   c.label_smoothing = 0.0
   c.aux_weight = 0.3
