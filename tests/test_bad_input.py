@@ -318,6 +318,7 @@ def test_config_override_errors_in_our_words(argv, message):
 # ----------------------------------------------------------------------------- warnings, not errors
 
 
+@pytest.mark.slow  # trains
 def test_unreadable_files_in_an_image_folder_are_skipped_counted_and_training_continues(
     tmp_path, caplog):
   from PIL import Image  # pylint: disable=g-import-not-at-top

@@ -30,6 +30,7 @@ def _positive(x):
   return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow  # benchmarks GoogLeNet end to end: compiles its train and eval steps
 def test_end_to_end_json(tmp_path, capsys):
   out = tmp_path / 'bench.json'
   assert bench.main(TINY + ['--pipeline', 'folder', '--pipeline-batches', '2',
@@ -127,6 +128,7 @@ def test_summarize_times():
   assert s['step_seconds']['median'] == 2.0
 
 
+@pytest.mark.slow  # runs the real training loop
 def test_loop_on_in_memory_batches(tmp_path):
   """--loop with --pipeline none runs the real training loop on one in-memory batch (no tf.data:
   how it runs on a GPU image without TensorFlow), in bfloat16 images with --half."""

@@ -18,6 +18,8 @@ from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.training import loop
 
+pytestmark = pytest.mark.slow  # every test but one trains through the real loop
+
 NUM_DEVICES = 2
 
 

@@ -150,6 +150,7 @@ def reference():
   return get
 
 
+@pytest.mark.slow  # compiles the full-size networks in JAX and runs them in torch
 @needs_torch
 @pytest.mark.parametrize('name', ['googlenet_tv', 'inception_v3'])
 def test_logits_match_torchvision(name, reference):
@@ -170,6 +171,7 @@ def test_logits_match_torchvision(name, reference):
   assert np.abs(ref['logits']).max() > 1.0 and ref['logits'].std() > 0.1  # a non-trivial test
 
 
+@pytest.mark.slow  # builds and runs the full-size torchvision models (the reference fixture)
 @needs_torch
 @pytest.mark.parametrize('name', ['googlenet_tv', 'inception_v3'])
 def test_mapping_uses_every_torchvision_array(name, reference):
@@ -200,6 +202,7 @@ def test_state_dict_without_aux_heads():
   assert 'aux1' not in variables['params'] and 'aux2' not in variables['params']
 
 
+@pytest.mark.slow  # builds and runs full-size torchvision GoogLeNet (the reference fixture)
 @needs_torch
 def test_cli_round_trip(reference, tmp_path, capsys):
   """The CLI's checkpoint loads through init_from's loader and gives the same logits."""
@@ -239,6 +242,7 @@ def test_cli_round_trip(reference, tmp_path, capsys):
 
 
 @needs_torch
+@pytest.mark.slow  # builds and runs full-size torchvision Inception v3 (the reference fixture)
 def test_bad_weight_files(reference, tmp_path):
   good = tmp_path / 'good.pth'
   torch.save({'fc.weight': torch.zeros(10, 1024), 'fc.bias': torch.zeros(10)}, good)

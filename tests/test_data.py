@@ -111,6 +111,7 @@ assert tqdm_utils._active is True and logging.getLogger('absl').level == logging
 """
 
 
+@pytest.mark.slow  # spawns a Python process that builds the dataset
 def test_first_digits_build_says_one_line_of_ours_and_the_second_nothing(tmp_path):
   """What a first `python train.py` shows of the build, in a log file (not a terminal): our line
   naming the directory; no TFDS download messages, warnings or progress bars."""
@@ -130,6 +131,7 @@ def test_first_digits_build_says_one_line_of_ours_and_the_second_nothing(tmp_pat
   assert os.path.exists(os.path.join(path, 'dataset_info.json'))
 
 
+@pytest.mark.slow  # spawns a Python process that imports TensorFlow
 def test_importing_the_package_builds_nothing(tmp_path):
   env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path), PYTHONPATH=REPO)
   subprocess.run([sys.executable, '-c', 'import inception_jax.data.input_pipeline'],
@@ -156,6 +158,7 @@ def test_train_batch_shapes_dtypes_and_range(digits_dir, normalization, low, hig
     np.testing.assert_array_equal(batch['image'][..., 0], batch['image'][..., 2])
 
 
+@pytest.mark.slow  # builds the train and eval pipelines in both precisions
 def test_half_precision_batches_carry_bfloat16_images_equal_to_the_float32_ones(digits_dir):
   """Half the bytes to the devices, and the same numbers: the model casts its input to bf16."""
   full = make_config(digits_dir)
@@ -170,6 +173,7 @@ def test_half_precision_batches_carry_bfloat16_images_equal_to_the_float32_ones(
     np.testing.assert_array_equal(a['label'], b['label'])
 
 
+@pytest.mark.slow  # runs the input pipeline six times, past an epoch's end
 def test_two_fresh_iterators_are_identical_and_resume_equals_uninterrupted(digits_dir):
   config = make_config(digits_dir)
   steps = ip.steps_per_epoch(config, process_count=1)
@@ -532,6 +536,7 @@ def test_block_shuffle_permutes_within_blocks_statelessly():
   assert other != xs
 
 
+@pytest.mark.slow  # runs the input pipeline twice
 def test_tf_global_seed_does_not_change_the_data_order(digits_dir):
   config = make_config(digits_dir, shuffle_buffer=500)
   first = take(ip.create_train_iterator(config, process_index=0, process_count=1), 3)

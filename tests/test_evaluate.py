@@ -250,6 +250,7 @@ def _direct_one_crop(setup, params) -> tuple[int, int, int]:
   return top1, top5, count
 
 
+@pytest.mark.slow  # evaluates the whole split four times
 def test_evaluate_one_crop_covers_the_split_once_with_ema_weights(setup):
   result = evaluate.evaluate(setup['config'], setup['workdir'], crops=1, log=lambda _: None)
   assert result['num_examples'] == 360 and result['crops'] == 1
@@ -268,6 +269,7 @@ def test_evaluate_one_crop_covers_the_split_once_with_ema_weights(setup):
   assert (converted['top1'], converted['top5']) == (raw_top1 / 360, raw_top5 / 360)
 
 
+@pytest.mark.slow  # evaluates the whole split, ten views per image, twice
 def test_evaluate_ten_crops_averages_softmax_over_the_views(setup, tmp_path):
   result = evaluate.evaluate(setup['config'], setup['workdir'], crops=10, log=lambda _: None)
   assert result['num_examples'] == 360 and result['crops'] == 10
@@ -342,6 +344,7 @@ def test_progress_lines_every_tenth_or_every_30_seconds():
 # ----------------------------------------------------------------------------- predict
 
 
+@pytest.mark.slow  # compiles and runs the classifier on the bundled images
 def test_predict_prints_top5_for_the_bundled_images(setup, tmp_path, capsys):
   labels = tmp_path / 'labels.txt'
   labels.write_text(''.join(f'digit {i}\n' for i in range(10)))
@@ -378,6 +381,7 @@ def test_class_names_sources():
   assert predict.class_names({'num_classes': 2, 'class_names': ['cat', 'dog']}) == ['cat', 'dog']
 
 
+@pytest.mark.slow  # compiles and runs the classifier
 def test_unreadable_images_are_skipped_and_all_unreadable_is_an_error(setup, tmp_path, capsys):
   junk = tmp_path / 'junk.jpg'
   junk.write_bytes(b'not an image at all')

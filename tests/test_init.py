@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from inception_jax import models
 from inception_jax.models import init_variables
@@ -35,6 +36,7 @@ def test_same_tree_and_constants_as_model_init():
     np.testing.assert_array_equal(a, np.full(a.shape, value, np.float32))
 
 
+@pytest.mark.slow  # compiles the initialiser of a half-width Inception v3
 def test_kernels_follow_their_initialisers_distribution():
   model = models.create('inception_v3', num_classes=10, width_multiplier=0.5, aux_logits=False)
   v = init_variables(model, jax.random.PRNGKey(1), 75)
@@ -46,6 +48,7 @@ def test_kernels_follow_their_initialisers_distribution():
   np.testing.assert_allclose(fc.std(), np.sqrt(1.0 / fc.shape[0]), rtol=0.1)
 
 
+@pytest.mark.slow  # compiles three initialisers of a whole GoogLeNet
 def test_deterministic_in_the_key_and_keys_differ():
   model = models.create('googlenet', num_classes=5, width_multiplier=0.125)
   a = init_variables(model, jax.random.PRNGKey(3), 32)

@@ -105,6 +105,7 @@ def test_rows_carry_the_papers_numbers(configs):
     assert (f'{top5:g}% top-5' if top5 is not None else 'top-5 not given') in first, first
 
 
+@pytest.mark.slow  # traces every row's full-size network
 @pytest.mark.parametrize('arg', ['', 'digits'])
 def test_rows_are_valid_and_build_their_networks(configs, arg):
   params, traced = {}, {}
@@ -129,6 +130,7 @@ def test_rows_are_valid_and_build_their_networks(configs, arg):
                                   '04_inception_v2', '07_factorized_7x7', '08_bn_auxiliary')}) == 6
 
 
+@pytest.mark.slow  # traces two full-size Inception v3s
 def test_factorizing_the_stem_costs_multiply_adds():
   """Row 7's change is real: the 3x3 stem does more work than the 7x7 it replaces."""
   macs = {}

@@ -75,6 +75,7 @@ def test_fast_conv_matches_nn_conv(size, cin, cout, kernel, stride, padding):
 YNN_CONVOLUTIONS = xla_flags.YNN_FLAG + '=individual_dot,individual_convolution,reduce'
 
 
+@pytest.mark.slow  # the im2col path is taken only with YNNPACK convolutions (not the default)
 @pytest.mark.parametrize('kernel,stride,padding', [((3, 3), 1, 1), ((3, 3), 2, 0),
                                                    ((7, 7), 2, 3), ((1, 1), 1, 0)])
 def test_kernel_gradient_im2col_path(monkeypatch, kernel, stride, padding):
@@ -95,6 +96,7 @@ def _im2col_calls(monkeypatch):
   return calls
 
 
+@pytest.mark.slow  # the im2col path is taken only with YNNPACK convolutions (not the default)
 def test_large_kernels_take_im2col_whatever_their_channels(monkeypatch):
   """Against YNNPACK's convolutions, the 3-channel 7x7 stem uses the im2col kernel gradient
   (measured faster); a 3-channel 3x3 does not; both still compute nn.Conv's numbers."""
@@ -106,6 +108,7 @@ def test_large_kernels_take_im2col_whatever_their_channels(monkeypatch):
   assert calls and set(calls) == {(7, 7, 3, 4)}
 
 
+@pytest.mark.slow  # about im2col, which the package flags never take
 def test_no_im2col_under_the_package_xla_flags(monkeypatch):
   """With the flag ``import inception_jax`` sets (XLA's own convolutions), every kernel
   gradient but the 1x1 matrix product is XLA's: im2col was slower than Eigen's for every
@@ -119,6 +122,7 @@ def test_no_im2col_under_the_package_xla_flags(monkeypatch):
   assert not calls
 
 
+@pytest.mark.slow  # compiles bfloat16 variants of forms tested above in float32
 def test_fast_conv_bfloat16_close_to_nn_conv():
   x = jnp.asarray(np.random.RandomState(0).standard_normal((2, 9, 9, 8)), jnp.float32)
   for kernel, padding in (((1, 1), 0), ((3, 3), 1)):
@@ -159,6 +163,7 @@ def test_bfloat16_pointwise_products_accumulate_in_float32():
   np.testing.assert_allclose(np.asarray(y, np.float32), exact, rtol=2 ** -8, atol=1e-6)
 
 
+@pytest.mark.slow  # compiles four forms no model uses
 def test_fast_conv_falls_back_to_nn_conv():
   """Forms conv2d does not cover (groups, dilation, 1-D) still compute what nn.Conv computes."""
   rs = np.random.RandomState(0)
@@ -210,6 +215,7 @@ def test_winograd_matches_direct_convolution(height, width, padding):
     np.testing.assert_allclose(b, a, atol=1e-5 * float(abs(a).max()))
 
 
+@pytest.mark.slow  # compiles ten convolutions; Winograd's numbers are tested above
 def test_fast_conv_takes_winograd_for_wide_3x3(monkeypatch):
   """Eligible: float32 or bfloat16 3x3 stride 1 with >= WINOGRAD_MIN_CHANNELS in and out
   (measured faster); FastConv then computes nn.Conv's numbers by Winograd (bfloat16: within one
@@ -320,6 +326,7 @@ def test_max_pool_gradient_goes_to_the_first_maximum():
   np.testing.assert_array_equal(np.asarray(g)[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
 
 
+@pytest.mark.slow  # compiles bfloat16 variants of pools tested above in float32
 @pytest.mark.parametrize('window,stride,padding,ceil_mode', [(3, 1, 1, False), (3, 2, 0, True),
                                                              (5, 3, 0, False)])
 def test_bfloat16_pools_reduce_in_float32(window, stride, padding, ceil_mode):

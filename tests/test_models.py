@@ -273,6 +273,7 @@ def test_width_multiplier_scales_channels():
 # Shapes at several sizes, and when the aux heads appear.
 
 
+@pytest.mark.slow  # traces full-size networks at several sizes, six traces each
 @pytest.mark.parametrize('name, overrides, sizes', [
     ('googlenet_tv', {}, [15, 224, (97, 150)]),
     ('googlenet', {}, [31, 64]),
@@ -296,6 +297,7 @@ def test_output_shapes_and_aux_only_in_training(name, overrides, sizes):
   assert apply_shapes(model, variables, size, train=True, return_aux=False).aux_logits == {}
 
 
+@pytest.mark.slow  # traces three full-size networks
 def test_stage_grids_match_torchvision():
   """Grid sides torchvision documents in its forward comments (224 / 299 px)."""
   grids = {}
@@ -340,6 +342,7 @@ def test_too_small_inputs_raise_with_the_minimum(name, overrides, size, match):
     init_shapes(model, size)
 
 
+@pytest.mark.slow  # traces full-size networks, Inception v3 at 299 px three times
 def test_minimum_sizes_are_tight():
   """One pixel more than the minimum traces; the arithmetic agrees with the layer shapes."""
   cases = [('googlenet_tv', {}, 15), ('googlenet', {}, 31), ('inception_v3', {}, 299),
@@ -426,6 +429,7 @@ def inception_v3_run():
   return model, *_run_family(model, 75, with_eval=False)  # its minimum size
 
 
+@pytest.mark.slow  # compiles forward and gradient programs of the full-depth networks
 @pytest.mark.parametrize('family, stem, downstream', [
     ('googlenet_run', 'conv1', ('inception4e', 'inception5a', 'inception5b', 'fc')),
     ('inception_v3_run', 'Conv2d_1a_3x3', ('Mixed_7a', 'Mixed_7b', 'Mixed_7c', 'fc')),
@@ -460,6 +464,7 @@ def test_tiny_model_behaviour(request, family, stem, downstream):
     assert all(np.all(np.asarray(g) == 0) for g in jax.tree_util.tree_leaves(grads[name])), name
 
 
+@pytest.mark.slow  # compiles a full-depth network (and shares googlenet_run)
 def test_bfloat16_compute_keeps_float32_params(googlenet_run):
   model, variables, out = googlenet_run
   half = model.clone(dtype=jnp.bfloat16)

@@ -83,6 +83,7 @@ def test_pmap_8_devices_equals_1_device(no_bn):
   assert max(moved) > 1e-3
 
 
+@pytest.mark.slow  # compiles and runs the training step under pmap and shard_map
 def test_shard_map_equals_pmap_with_batchnorm_and_dropout(with_bn):
   host_state, step_fn = with_bn
   batches = _batches(1)
@@ -96,6 +97,7 @@ def test_shard_map_equals_pmap_with_batchnorm_and_dropout(with_bn):
                                                        jax.tree.leaves(host_state.batch_stats)))
 
 
+@pytest.mark.slow  # compiles and runs the training step on 8 devices and on 1
 def test_batchnorm_statistics_are_averaged_over_devices(with_bn):
   host_state, _ = with_bn
   model = TinyNet(use_bn=True, dropout_rate=0.0)

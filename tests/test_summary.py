@@ -59,6 +59,7 @@ def test_rows_add_up_to_the_totals():
   assert v3['AuxLogits'].aux and v3['Mixed_6e'].output_shape == (17, 17, 768)
 
 
+@pytest.mark.slow  # traces ten full-size networks
 def test_switches_change_macs_in_the_expected_direction():
   def macs(name, **overrides):
     return summary.count_macs(models.create(name, aux_logits=False, **overrides))
@@ -104,6 +105,7 @@ def test_cli_prints_tables_and_one_line_errors(capsys):
     summary.main(['--model', 'googlenet', '--set', 'colour=red'])
 
 
+@pytest.mark.slow  # spawns a Python process
 def test_cli_json_in_a_fresh_interpreter():
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       [str(REPO), *filter(None, [os.environ.get('PYTHONPATH')])]))

@@ -175,6 +175,7 @@ def _launches(workdir):
   return open(path).read().split() if os.path.exists(path) else []
 
 
+@pytest.mark.slow  # spawns stand-in train.py processes
 def test_failed_run_is_reported_and_the_sweep_goes_on(tmp_path, capsys):
   config_file = _fake_sweep(tmp_path)
   workdir = tmp_path / 'sweep'
@@ -197,6 +198,7 @@ def test_failed_run_is_reported_and_the_sweep_goes_on(tmp_path, capsys):
   assert _launches(workdir).count('aux_weight=0.0/seed=0') == 1
 
 
+@pytest.mark.slow  # spawns stand-in train.py processes
 def test_unfinished_runs_resume_and_stale_runs_relaunch(tmp_path, capsys):
   config_file = _fake_sweep(tmp_path)
   workdir = tmp_path / 'sweep'
@@ -228,6 +230,7 @@ def test_unfinished_runs_resume_and_stale_runs_relaunch(tmp_path, capsys):
       ['aux_weight=0.0/seed=0', 'aux_weight=0.3/seed=0', 'aux_weight=1.0/seed=0'])
 
 
+@pytest.mark.slow  # spawns stand-in train.py processes
 def test_only_filters_runs(tmp_path, capsys):
   config_file = _fake_sweep(tmp_path, seeds=(0, 1))
   workdir = tmp_path / 'sweep'
@@ -255,6 +258,7 @@ def test_only_filters_runs(tmp_path, capsys):
     sweep.main(['sweep', f'--config={config_file}', f'--workdir={workdir}', '--only=nope*'])
 
 
+@pytest.mark.slow  # spawns a stand-in train.py process
 def test_sigterm_stops_the_sweep_after_the_running_train_py(tmp_path, capsys):
   """SIGTERM reaches the running train.py (which saves and exits 143); no later run starts."""
   started = tmp_path / 'started'
@@ -416,6 +420,7 @@ def _fake_run(run_dir, *, evals, total=None, finished=True, config=None, train=(
     _write(os.path.join(run_dir, 'config.json'), json.dumps(config))
 
 
+@pytest.mark.slow  # imports matplotlib and draws the figures
 def test_report_statistics_on_synthetic_runs(tmp_path, capsys):
   """No sweep.json: runs found by walking the tree, coordinates parsed from the path."""
   net = {'model': 'googlenet', 'image_size': 32, 'dataset': 'digits',

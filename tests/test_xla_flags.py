@@ -45,6 +45,7 @@ def _import_in_fresh_process(code: str, **env: str) -> subprocess.CompletedProce
                         text=True, timeout=120, check=True)
 
 
+@pytest.mark.slow  # spawns three Python processes
 def test_import_sets_the_flag_before_jax_starts():
   """What ``import inception_jax`` leaves in XLA_FLAGS, and that XLA accepts it."""
   code = ('import inception_jax, os, jax; jax.numpy.ones(2).block_until_ready(); '
@@ -56,6 +57,7 @@ def test_import_sets_the_flag_before_jax_starts():
   assert _import_in_fresh_process(code, **{xla_flags.OPT_OUT_ENV: '0'}).stdout.strip() == ''
 
 
+@pytest.mark.slow  # spawns a Python process
 def test_too_late_warns_and_changes_nothing():
   if xla_flags.jaxlib_version() < xla_flags.MIN_JAXLIB:
     pytest.skip('jaxlib too old for the flag')
