@@ -22,16 +22,9 @@ import sys
 import time
 
 from inception_jax import bench
-from inception_jax.models import layers
 
 MODELS = {'googlenet_tv': (256, 224), 'inception_v3': (128, 299)}
 VARIANTS = ([], ['norm'], ['pool'])
-SWITCHES = {name: getattr(layers, name) for name in bench.PLAIN_SWITCHES.values()}
-
-
-def _reset_switches() -> None:
-  for name, value in SWITCHES.items():
-    setattr(layers, name, value)
 
 
 def time_transfer(batch: int, size: int, repeats: int = 10) -> dict[str, float]:
@@ -71,7 +64,6 @@ def main(argv: list[str]) -> int:
       if time.perf_counter() - start > a.budget:
         print(f'  skipped {plain} b{b}: over the {a.budget:.0f} s budget', flush=True)
         continue
-      _reset_switches()
       extra = ['--set', 'width_multiplier=0.25'] if a.small else []
       if a.small and model_name == 'inception_v3':
         extra += ['--set', 'aux_adaptive=True']
@@ -79,14 +71,14 @@ def main(argv: list[str]) -> int:
                                '--steps', str(a.steps), '--half', '--no-eval',
                                '--pipeline', 'none'] + sum([['--plain', x] for x in plain], [])
                               + extra)
-      bench.use_plain_layers(args.plain)
       t = time.perf_counter()
-      model = bench.build_model(args)
+      model = bench.build_model(args)  # with the --plain parts plain
       ours = bench.bench_ours(args, model, bench.default_aux_weight(model_name), 0.0)
       del ours['_state']
       train = ours['train']
       name = f'b{b}' + ''.join(f'_plain_{x}' for x in plain)
-      entry[name] = {'plain': plain, 'batch': b, 'lowerings': bench._lowerings(),  # pylint: disable=protected-access
+      entry[name] = {'plain': plain, 'batch': b,
+                     'lowerings': bench._lowerings(model.lowering),  # pylint: disable=protected-access
                      'images_per_second': train['images_per_second'],
                      'compile_seconds': train['compile_seconds'],
                      'flops_per_second': train['flops_per_second'],
@@ -106,7 +98,6 @@ def main(argv: list[str]) -> int:
       entry['best_plain'] = best['plain']
       print(f'best_plain {model_name}=' + ','.join(best['plain']), flush=True)
     results[model_name] = entry
-  _reset_switches()
   with open(os.path.join(a.out, 'variants.json'), 'w') as f:
     json.dump(results, f, indent=1)
   return 0

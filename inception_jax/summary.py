@@ -47,8 +47,11 @@ class Row:
 
 
 def default_size(model: nn.Module) -> int:
-  """The size the references are quoted at: 299 px for Inception v3, 224 px otherwise."""
-  return 299 if isinstance(model, inception_v3_lib.InceptionV3) else 224
+  """The size the references are quoted at: the ``default_input_size`` of the registry entries
+  of the model's class (299 px for Inception v3, 224 px for GoogLeNet); 224 for other modules."""
+  sizes = {models.spec(n).default_input_size for n in models.available()
+           if models.model_class(models.spec(n).constructor) is type(model)}
+  return sizes.pop() if len(sizes) == 1 else 224
 
 
 def _layer_macs(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
@@ -64,8 +67,8 @@ def _layer_macs(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
 def _outermost_calls(record: Callable[[Any, tuple, Any], None]):
   """A method interceptor that calls ``record(module, args, out)`` once per module call.
 
-  A subclass whose ``__call__`` delegates to ``super().__call__`` (``layers.FastConv`` off the
-  CPU) is intercepted twice for one call; only the outermost one is recorded.
+  A subclass whose ``__call__`` delegates to ``super().__call__`` (``lowering.FastConv`` on forms
+  it leaves to ``nn.Conv``) is intercepted twice for one call; only the outermost one is recorded.
   """
   active: set[int] = set()
 
@@ -193,25 +196,30 @@ def _module_cost(module: nn.Module, in_shape: Sequence[int]) -> tuple[int, int, 
   return _num(variables.get('params', {})), sum(calls), out_shape[-1][1:]
 
 
+def _googlenet_entries() -> list[str]:
+  return [n for n in models.available()
+          if issubclass(models.model_class(models.spec(n).constructor), googlenet_lib.GoogLeNet)]
+
+
 def naive_vs_reduced(model: googlenet_lib.GoogLeNet, size: int | None = None
                      ) -> list[dict[str, Any]]:
   """Per Inception module: the naive form (Fig. 2a) and the reduced form (Fig. 2b) on the same
   input with the same 1x1/3x3/5x5 filter counts, and what the reductions save."""
   if not isinstance(model, googlenet_lib.GoogLeNet):
     raise errors.UserError('--naive-vs-reduced applies to the GoogLeNet family '
-                           f'({", ".join(n for n in models.available() if "googlenet" in n)})')
+                           f'({", ".join(_googlenet_entries())})')
   size = size or default_size(model)
   _, calls = _trace(model, size)
   inputs = {c['path'][0]: c['in_shape'] for c in calls
             if len(c['path']) == 1 and isinstance(c['module'], googlenet_lib.InceptionV1Module)}
-  conv = layers.conv_block(model.use_bn, model.width_multiplier, model.dtype, model.conv)
+  conv = layers.conv_block(model.use_bn, model.width_multiplier, model.dtype, model.lowering)
   result = []
   for spec in googlenet_lib.TABLE1:
     costs = {}
     for kind in ('naive', 'reduced'):
       module = googlenet_lib.InceptionV1Module(
           *spec[1:], conv_block=conv, kind=kind, branch5x5_kernel=model.branch5x5_kernel,
-          factorize_5x5=model.factorize_5x5)
+          factorize_5x5=model.factorize_5x5, lowering=model.lowering)
       costs[kind] = _module_cost(module, inputs[spec.name])
     (np_, nm, nshape), (rp, rm, rshape) = costs['naive'], costs['reduced']
     result.append(dict(
@@ -296,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
 
   model = models.create(args.model, **_parse_overrides(args.set))
-  size = args.size or default_size(model)
+  size = args.size or models.spec(args.model).default_input_size
   if size < 1:
     raise errors.UserError(f'--size must be positive (got {size})')
   minimum = model.min_input_size()

@@ -85,19 +85,3 @@ def apply(environ: MutableMapping[str, str] = os.environ) -> list[str]:
   environ['XLA_FLAGS'] = ' '.join(filter(None, [environ.get('XLA_FLAGS', ''), *add]))
   return add
 
-
-def ynn_convolutions(xla_flags: str, jaxlib: tuple[int, ...]) -> bool:
-  """Whether XLA:CPU runs convolutions through YNNPACK under this ``XLA_FLAGS``.
-
-  ``layers.FastConv`` asks, because its im2col kernel gradient pays off only against YNNPACK's
-  (23 GFLOP/s on the 3x3 kernels, where Eigen's reaches 180).
-  """
-  if tuple(jaxlib) < (0, 10):
-    return False
-  values = re.findall(re.escape(YNN_FLAG) + r'=(\S*)', xla_flags)
-  if not values:
-    return True
-  items = [v.strip() for v in values[-1].split(',') if v.strip()]
-  if items and all(v[0] in '+-' for v in items):  # edits of the default list
-    return '-individual_convolution' not in items
-  return 'individual_convolution' in items

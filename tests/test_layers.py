@@ -1,13 +1,15 @@
-"""The fast lowerings compute the same function as the plain ones, values and gradients.
+"""The lowerings compute the same function as Flax/XLA's plain layers, values and gradients.
 
-``FastConv`` vs ``nn.Conv``, ``FastBatchNorm`` vs ``nn.BatchNorm`` and the custom-gradient
-``max_pool`` vs autodiff of ``reduce_window``,
-on every kernel/stride/padding form GoogLeNet and Inception v3 use (1x1, 3x3, 5x5, 7x7/2, 1x7,
-7x1, 1x3, 3x1, VALID and padded, stride 1 and 2), including the im2col path of the kernel gradient
-(wide inputs) and its chunked scan over the batch, and Winograd 3x3s (within float32 rounding).
-In bfloat16: Winograd within one bf16 rounding, products and pools accumulated in float32, and
-max_pool's sliced forward where no gradient is taken.
+The CPU's ``Lowering`` (``FastConv`` with Winograd, ``FastBatchNorm``, the gather-form max-pool
+gradient and sliced evaluation pools) against ``lowering.plain()`` (``nn.Conv``,
+``nn.BatchNorm``, autodiff of ``reduce_window``), on every kernel/stride/padding form GoogLeNet
+and Inception v3 use (1x1, 3x3, 5x5, 7x7/2, 1x7, 7x1, 1x3, 3x1, VALID and padded, stride 1 and 2),
+and Winograd 3x3s (within float32 rounding). In bfloat16: Winograd within one bf16 rounding,
+products and pools accumulated in float32, and max_pool's sliced forward where no gradient is
+taken. Also which lowering each backend gets, and that none changes a model's parameters.
 """
+
+import dataclasses
 
 import flax.linen as nn
 import jax
@@ -15,8 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inception_jax import xla_flags
+from inception_jax import lowering
+from inception_jax import models
+from inception_jax.lowering import batch_norm as batch_norm_lib
+from inception_jax.lowering import conv as conv_lib
+from inception_jax.lowering import max_pool as max_pool_lib
+from inception_jax.lowering import winograd
 from inception_jax.models import layers
+
+CPU = lowering.for_backend('cpu')
+PLAIN = lowering.plain()
 
 # (H=W, in, out, kernel, stride, padding): the layer forms of both models, small.
 CASES = [
@@ -34,9 +44,10 @@ CASES = [
 
 
 def _conv_pair(features, kernel, stride, padding, use_bias=False, dtype=jnp.float32):
+  """nn.Conv and the CPU's convolution (FastConv with Winograd), same arguments."""
   kw = dict(features=features, kernel_size=kernel, strides=stride, padding=padding,
             use_bias=use_bias, dtype=dtype)
-  return nn.Conv(**kw), layers.FastConv(**kw)
+  return PLAIN.conv_factory()(**kw), CPU.conv_factory()(**kw)
 
 
 def _check(plain, fast, x, rtol=1e-5):
@@ -70,58 +81,6 @@ def test_fast_conv_matches_nn_conv(size, cin, cout, kernel, stride, padding):
   _check(*_conv_pair(cout, kernel, stride, padding, use_bias=True), x)
 
 
-# XLA_FLAGS as jaxlib 0.10's default: convolutions run through YNNPACK, whose kernel gradients
-# FastConv replaces with im2col (the policy reads XLA_FLAGS when it traces).
-YNN_CONVOLUTIONS = xla_flags.YNN_FLAG + '=individual_dot,individual_convolution,reduce'
-
-
-@pytest.mark.slow  # the im2col path is taken only with YNNPACK convolutions (not the default)
-@pytest.mark.parametrize('kernel,stride,padding', [((3, 3), 1, 1), ((3, 3), 2, 0),
-                                                   ((7, 7), 2, 3), ((1, 1), 1, 0)])
-def test_kernel_gradient_im2col_path(monkeypatch, kernel, stride, padding):
-  """Wide inputs take the chunked im2col kernel gradient; force it (and a 1-image chunk)."""
-  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS)
-  monkeypatch.setattr(layers, 'IM2COL_MIN_CHANNELS', 1)
-  for chunk_bytes in (1, 1 << 30):  # one image per scan step; the whole batch at once
-    monkeypatch.setattr(layers, 'IM2COL_CHUNK_BYTES', chunk_bytes)
-    x = jnp.asarray(np.random.RandomState(2).standard_normal((4, 12, 12, 6)), jnp.float32)
-    _check(*_conv_pair(5, kernel, stride, padding), x)
-
-
-def _im2col_calls(monkeypatch):
-  calls = []
-  real = layers._kernel_grad_im2col  # pylint: disable=protected-access
-  monkeypatch.setattr(layers, '_kernel_grad_im2col',
-                      lambda x, g, shape, *a: calls.append(tuple(shape)) or real(x, g, shape, *a))
-  return calls
-
-
-@pytest.mark.slow  # the im2col path is taken only with YNNPACK convolutions (not the default)
-def test_large_kernels_take_im2col_whatever_their_channels(monkeypatch):
-  """Against YNNPACK's convolutions, the 3-channel 7x7 stem uses the im2col kernel gradient
-  (measured faster); a 3-channel 3x3 does not; both still compute nn.Conv's numbers."""
-  monkeypatch.setenv('XLA_FLAGS', YNN_CONVOLUTIONS)
-  calls = _im2col_calls(monkeypatch)
-  x = jnp.asarray(np.random.RandomState(3).standard_normal((2, 16, 16, 3)), jnp.float32)
-  _check(*_conv_pair(4, (7, 7), 2, 3), x)
-  _check(*_conv_pair(4, (3, 3), 1, 1), x)
-  assert calls and set(calls) == {(7, 7, 3, 4)}
-
-
-@pytest.mark.slow  # about im2col, which the package flags never take
-def test_no_im2col_under_the_package_xla_flags(monkeypatch):
-  """With the flag ``import inception_jax`` sets (XLA's own convolutions), every kernel
-  gradient but the 1x1 matrix product is XLA's: im2col was slower than Eigen's for every
-  GoogLeNet shape."""
-  monkeypatch.setenv('XLA_FLAGS', ' '.join(xla_flags.DEFAULT_FLAGS))
-  monkeypatch.setattr(layers, 'IM2COL_MIN_CHANNELS', 1)
-  calls = _im2col_calls(monkeypatch)
-  x = jnp.asarray(np.random.RandomState(3).standard_normal((2, 16, 16, 40)), jnp.float32)
-  _check(*_conv_pair(4, (7, 7), 2, 3), x)
-  _check(*_conv_pair(4, (3, 3), 1, 1), x)
-  assert not calls
-
-
 @pytest.mark.slow  # compiles bfloat16 variants of forms tested above in float32
 def test_fast_conv_bfloat16_close_to_nn_conv():
   x = jnp.asarray(np.random.RandomState(0).standard_normal((2, 9, 9, 8)), jnp.float32)
@@ -150,7 +109,7 @@ def test_bfloat16_pointwise_products_accumulate_in_float32():
   rs = np.random.RandomState(6)
   x = jnp.asarray(rs.standard_normal((2, 5, 5, 8)), jnp.bfloat16)
   kernel = jnp.asarray(rs.standard_normal((1, 1, 8, 4)), jnp.bfloat16)
-  conv = lambda x: layers.conv2d(x, kernel, (1, 1), ((0, 0), (0, 0)))
+  conv = lambda x: conv_lib.conv2d(x, kernel, (1, 1), ((0, 0), (0, 0)))
   y = conv(x)
   program = jax.make_jaxpr(lambda x, g: (conv(x), jax.vjp(conv, x)[1](g)))(x, y).jaxpr
   products = [e for e in _primitives(program, 'dot_general')
@@ -170,21 +129,68 @@ def test_fast_conv_falls_back_to_nn_conv():
   x = jnp.asarray(rs.standard_normal((2, 9, 9, 4)), jnp.float32)
   for kw in (dict(feature_group_count=2), dict(kernel_dilation=2), dict(padding='CIRCULAR')):
     args = dict(features=4, kernel_size=(3, 3), **kw)
-    _check(nn.Conv(**args), layers.FastConv(**args), x)
+    _check(nn.Conv(**args), lowering.FastConv(**args, winograd=True), x)
   x1 = jnp.asarray(rs.standard_normal((2, 9, 4)), jnp.float32)
-  _check(nn.Conv(3, (3,)), layers.FastConv(3, (3,)), x1)
+  _check(nn.Conv(3, (3,)), lowering.FastConv(3, (3,)), x1)
 
 
-def test_fast_conv_is_nn_conv_off_cpu(monkeypatch):
-  """Off the CPU (GPU: cuDNN is faster) FastConv traces exactly nn.Conv's program."""
+def test_each_backend_gets_only_what_was_measured_there():
+  """CPU: every lowering; GPU: the norm and pool gradients (cuDNN's convolutions won there);
+  TPU and anything else: plain Flax/XLA. Values, so equal whenever built."""
+  assert lowering.for_backend('tpu') == PLAIN == lowering.Lowering()
+  assert lowering.for_backend('some_new_backend') == PLAIN
+  assert CPU == lowering.Lowering(conv=lowering.FastConv, winograd=True,
+                                  norm=lowering.FastBatchNorm,
+                                  max_pool=max_pool_lib.gather_gradient, sliced_eval_pool=True)
+  assert lowering.for_backend('gpu') == dataclasses.replace(
+      PLAIN, norm=lowering.FastBatchNorm, max_pool=max_pool_lib.gather_gradient)
+  assert lowering.for_backend() == lowering.for_backend(jax.default_backend())
+  assert hash(CPU) == hash(lowering.for_backend('cpu'))  # a Flax module field must hash
+  with pytest.raises(ValueError, match='winograd'):
+    dataclasses.replace(CPU, conv=nn.Conv)
+  with pytest.raises(ValueError, match='sliced_eval_pool'):
+    dataclasses.replace(CPU, max_pool=max_pool_lib.reduce_window)
+
+
+def _block_program(lw, x):
+  """The jaxpr of a training-mode ConvBN + max pool's gradient under the lowering ``lw``."""
+  block = layers.ConvBN(7, 3, padding=1, lowering=lw)
+  variables = block.init(jax.random.PRNGKey(0), x)
+
+  def loss(v, x):
+    y, _ = block.apply(v, x, train=True, mutable=['batch_stats'])
+    return jnp.sum(layers.max_pool(y, 3, 2, ceil_mode=True, lowering=lw) ** 2)
+  return str(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(variables, x))
+
+
+def test_plain_lowering_runs_flax_and_xla_code():
+  """plain() traces no custom gradient: nn.Conv, nn.BatchNorm and reduce_window's autodiff."""
   x = jnp.ones((2, 9, 9, 5), jnp.float32)
-  plain, fast = _conv_pair(7, (3, 3), 1, 1)
-  variables = plain.init(jax.random.PRNGKey(0), x)
-  program = lambda module: str(jax.make_jaxpr(jax.grad(
-      lambda v: jnp.sum(module.apply(v, x))))(variables))
-  assert 'custom_vjp' in program(fast)  # the CPU lowering is on here
-  monkeypatch.setattr(layers, 'FAST_LOWERING_BACKENDS', ())
-  assert program(fast) == program(plain)
+  fast, plain = _block_program(CPU, x), _block_program(PLAIN, x)
+  assert 'custom_vjp' in fast and 'select_and_scatter_add' not in fast
+  assert 'custom_vjp' not in plain and 'select_and_scatter_add' in plain
+
+
+@pytest.mark.parametrize('name,size,overrides', [
+    ('googlenet_tv', 32, {}),
+    pytest.param('googlenet_2014', 32, {}, marks=pytest.mark.slow),  # traces 4 more models each
+    pytest.param('inception_v3', 75, dict(aux_adaptive=True), marks=pytest.mark.slow)])
+def test_lowering_leaves_the_variables_unchanged(name, size, overrides):
+  """Same variable names, shapes and dtypes under every lowering: checkpoints and converted
+  weights load whichever ran."""
+  def shapes(lw):
+    model = models.create(name, width_multiplier=0.125, lowering=lw, **overrides)
+    return jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=True),
+                          jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+  reference = shapes(PLAIN)
+  for lw in (CPU, lowering.for_backend('gpu'), None):
+    assert shapes(lw) == reference
+
+
+def test_models_reject_a_lowering_that_is_not_one():
+  from inception_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  with pytest.raises(UserError, match='lowering must be'):
+    models.create('googlenet', lowering='plain')
 
 
 # Winograd F(4x4, 3x3): (H, W, padding) forms whose tiling leaves no remainder, one, two and three
@@ -204,62 +210,63 @@ def test_winograd_matches_direct_convolution(height, width, padding):
   rs = np.random.RandomState(4)
   x = jnp.asarray(rs.standard_normal((2, height, width, 5)), jnp.float32)
   kernel = jnp.asarray(rs.standard_normal((3, 3, 5, 6)), jnp.float32)
-  direct = lambda x, k: layers._lax_conv(x, k, (1, 1), padding)  # pylint: disable=protected-access
-  winograd = lambda x, k: layers.winograd_conv3x3(x, k, padding)
+  direct = lambda x, k: conv_lib._lax_conv(x, k, (1, 1), padding)  # pylint: disable=protected-access
+  tiled = lambda x, k: winograd.winograd_conv3x3(x, k, padding)
   y = direct(x, kernel)
   w = jnp.asarray(rs.standard_normal(y.shape), jnp.float32)
-  np.testing.assert_allclose(jax.jit(winograd)(x, kernel), y, atol=1e-5 * float(abs(y).max()))
+  np.testing.assert_allclose(jax.jit(tiled)(x, kernel), y, atol=1e-5 * float(abs(y).max()))
   loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)) * w)
   for a, b in zip(jax.grad(loss(direct), (0, 1))(x, kernel),
-                  jax.jit(jax.grad(loss(winograd), (0, 1)))(x, kernel)):
+                  jax.jit(jax.grad(loss(tiled), (0, 1)))(x, kernel)):
     np.testing.assert_allclose(b, a, atol=1e-5 * float(abs(a).max()))
 
 
-@pytest.mark.slow  # compiles ten convolutions; Winograd's numbers are tested above
-def test_fast_conv_takes_winograd_for_wide_3x3(monkeypatch):
-  """Eligible: float32 or bfloat16 3x3 stride 1 with >= WINOGRAD_MIN_CHANNELS in and out
-  (measured faster); FastConv then computes nn.Conv's numbers by Winograd (bfloat16: within one
-  rounding, the transforms run in float32), and ``--plain winograd``'s switch turns it off."""
-  monkeypatch.setattr(layers, 'WINOGRAD_MIN_CHANNELS', 4)
-  x = jnp.asarray(np.random.RandomState(5).standard_normal((2, 9, 9, 4)), jnp.float32)
-  calls = []
-  real = layers.winograd_conv3x3
-  monkeypatch.setattr(layers, 'winograd_conv3x3',
-                      lambda x, k, p: calls.append((k.shape, x.dtype.name)) or real(x, k, p))
-  _check(*_conv_pair(6, (3, 3), 1, 1, use_bias=True), x)
-  _check(*_conv_pair(6, (3, 3), 1, 1, dtype=jnp.bfloat16), x, rtol=1e-2)
-  assert set(calls) == {((3, 3, 4, 6), 'float32'), ((3, 3, 4, 6), 'bfloat16')}
-  calls.clear()
-  for kernel, stride, features, dtype in (((3, 3), 2, 6, jnp.float32),  # strided
-                                          ((3, 3), 1, 3, jnp.float32),  # too few channels
-                                          ((1, 3), 1, 6, jnp.float32),  # not 3x3
-                                          ((3, 3), 1, 6, jnp.float16)):  # not measured
-    conv = layers.FastConv(features, kernel, stride, padding=1, dtype=dtype)
-    conv.init(jax.random.PRNGKey(0), x)
-  assert not calls
-  monkeypatch.setattr(layers, 'FAST_WINOGRAD_BACKENDS', ())
-  _check(*_conv_pair(6, (3, 3), 1, 1), x)
-  assert not calls
+def _uses_winograd(module, x):
+  """Whether ``module`` traces Winograd's 36 batched matrix products."""
+  variables = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
+  program = jax.make_jaxpr(module.apply)(variables, x).jaxpr
+  return any(e.params['dimension_numbers'][1] != ((), ()) and e.invars[0].aval.shape[0] == 36
+             for e in _primitives(program, 'dot_general'))
 
 
-def test_norm_and_pool_switches_run_the_plain_flax_and_xla_code(monkeypatch):
-  """Off the backends of FAST_NORM_BACKENDS / FAST_POOL_BACKENDS the layers trace exactly
-  nn.BatchNorm's program and autodiff of reduce_window (what ``bench --plain`` measures)."""
+def test_winograd_eligibility():
+  """float32 or bfloat16 3x3 stride 1 with >= winograd.MIN_CHANNELS in and out (measured
+  faster), only with ``winograd`` (``bench --plain winograd`` turns it off)."""
+  wide = winograd.MIN_CHANNELS
+  x = jnp.zeros((2, 9, 9, wide), jnp.float32)
+  conv = lambda features=wide, kernel=(3, 3), stride=1, dtype=jnp.float32, on=True: (
+      lowering.FastConv(features, kernel, stride, padding=1, dtype=dtype, winograd=on))
+  assert _uses_winograd(conv(), x) and _uses_winograd(conv(dtype=jnp.bfloat16), x)
+  for module in (conv(stride=2), conv(features=wide - 1), conv(kernel=(1, 3)),
+                 conv(dtype=jnp.float16), conv(on=False), nn.Conv(wide, (3, 3), padding=1)):
+    assert not _uses_winograd(module, x), module
+
+
+@pytest.mark.slow  # compiles four wide convolutions; Winograd's numbers are tested above
+def test_fast_conv_with_winograd_matches_nn_conv():
+  """FastConv computes nn.Conv's numbers by Winograd (bfloat16: within one rounding, the
+  transforms run in float32)."""
+  x = jnp.asarray(np.random.RandomState(5).standard_normal((2, 9, 9, 64)), jnp.float32)
+  _check(*_conv_pair(64, (3, 3), 1, 1, use_bias=True), x)
+  _check(*_conv_pair(64, (3, 3), 1, 1, dtype=jnp.bfloat16), x, rtol=1e-2)
+
+
+def test_norm_and_pool_lowerings_against_the_plain_flax_and_xla_code():
+  """FastBatchNorm traces another program than nn.BatchNorm; the plain max pool is autodiff of
+  reduce_window (select-and-scatter), the CPU's has the same gradient without it (what
+  ``bench --plain norm|pool`` measures)."""
   x = jnp.asarray(np.random.RandomState(0).standard_normal((2, 9, 9, 4)), jnp.float32)
   kw = dict(use_running_average=False, epsilon=1e-3)
-  plain_bn, fast_bn = nn.BatchNorm(**kw), layers.FastBatchNorm(**kw)
+  plain_bn, fast_bn = PLAIN.norm(**kw), CPU.norm(**kw)
   variables = plain_bn.init(jax.random.PRNGKey(0), x)
   bn_program = lambda module: str(jax.make_jaxpr(jax.grad(lambda v: jnp.sum(
       module.apply(v, x, mutable=['batch_stats'])[0] ** 2)))(variables))
   pool_program = lambda f: str(jax.make_jaxpr(jax.grad(lambda x: jnp.sum(f(x) ** 2)))(x))
-  plain_pool = lambda x: _reference_max_pool(x, 3, 2, 0, True)
-  fast_pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True)
+  plain_pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True, lowering=PLAIN)
+  fast_pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True, lowering=CPU)
   assert bn_program(fast_bn) != bn_program(plain_bn)
   assert 'select_and_scatter_add' not in pool_program(fast_pool)  # the gather-form gradient
-  monkeypatch.setattr(layers, 'FAST_NORM_BACKENDS', ())
-  monkeypatch.setattr(layers, 'FAST_POOL_BACKENDS', ())
-  assert bn_program(fast_bn) == bn_program(plain_bn)
-  assert 'select_and_scatter_add' in pool_program(fast_pool)
+  assert 'select_and_scatter_add' in pool_program(plain_pool)
   np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(fast_pool(x) ** 2))(x),
                              jax.grad(lambda x: jnp.sum(plain_pool(x) ** 2))(x), atol=1e-6)
 
@@ -283,8 +290,9 @@ def test_max_pool_gradient_matches_autodiff(size, window, stride, padding, ceil_
   w = jnp.asarray(np.random.RandomState(1).standard_normal(
       _reference_max_pool(x, *args).shape), jnp.float32)
   ref = lambda x: jnp.sum(_reference_max_pool(x, *args) * w)
-  new = lambda x: jnp.sum(layers.max_pool(x, *args) * w)
-  np.testing.assert_array_equal(layers.max_pool(x, *args), _reference_max_pool(x, *args))
+  new = lambda x: jnp.sum(layers.max_pool(x, *args, lowering=CPU) * w)
+  np.testing.assert_array_equal(layers.max_pool(x, *args, lowering=CPU),
+                                _reference_max_pool(x, *args))
   np.testing.assert_allclose(jax.jit(jax.grad(new))(x), jax.grad(ref)(x), atol=1e-6)
 
 
@@ -313,16 +321,17 @@ def test_max_pool_gradient_with_ties_follows_pytorch(size, window, stride, paddi
   rs = np.random.RandomState(4)
   x = np.maximum(rs.standard_normal((2, size, size, 3)), 0).round(1).astype(np.float32)
   args = (window, stride, padding, ceil_mode)
-  y = layers.max_pool(jnp.asarray(x), *args)
+  pool = lambda x: layers.max_pool(x, *args, lowering=CPU)
+  y = pool(jnp.asarray(x))
   g = rs.standard_normal(y.shape).astype(np.float32)
-  dx = jax.jit(lambda x: jax.vjp(lambda x_: layers.max_pool(x_, *args), x)[1](g)[0])(x)
+  dx = jax.jit(lambda x: jax.vjp(pool, x)[1](g)[0])(x)
   np.testing.assert_allclose(np.asarray(dx), _numpy_max_pool_grad(x, g, *args), atol=1e-6)
 
 
 def test_max_pool_gradient_goes_to_the_first_maximum():
   """Ties (e.g. ReLU zeros) send the whole gradient to the first maximum, as PyTorch does."""
   x = jnp.zeros((1, 2, 2, 1), jnp.float32)
-  g = jax.grad(lambda x: jnp.sum(layers.max_pool(x, 2, 2)))(x)
+  g = jax.grad(lambda x: jnp.sum(layers.max_pool(x, 2, 2, lowering=CPU)))(x)
   np.testing.assert_array_equal(np.asarray(g)[0, :, :, 0], [[1.0, 0.0], [0.0, 0.0]])
 
 
@@ -338,33 +347,33 @@ def test_bfloat16_pools_reduce_in_float32(window, stride, padding, ceil_mode):
   np.testing.assert_array_equal(
       np.asarray(layers.avg_pool(x, *args), np.float32),
       np.asarray(layers.avg_pool(x.astype(jnp.float32), *args).astype(jnp.bfloat16), np.float32))
-  y = layers.max_pool(x, *args)
+  pool = lambda x: layers.max_pool(x, *args, lowering=CPU)
+  y = pool(x)
   assert y.dtype == jnp.bfloat16
   np.testing.assert_array_equal(np.asarray(y, np.float32),
-                                np.asarray(layers.max_pool(x.astype(jnp.float32), *args)))
+                                np.asarray(pool(x.astype(jnp.float32))))
   # Under differentiation the forward is reduce_window (see the next test).
-  program = jax.make_jaxpr(lambda x: jax.vjp(lambda x_: layers.max_pool(x_, *args), x))(x)
+  program = jax.make_jaxpr(lambda x: jax.vjp(pool, x))(x)
   reductions = _primitives(program.jaxpr, 'reduce_window_max')
   assert reductions and all(e.invars[0].aval.dtype == jnp.float32 for e in reductions)
 
 
-def test_max_pool_forward_is_sliced_only_without_a_gradient(monkeypatch):
-  """On SLICE_POOL_BACKENDS, evaluation takes the running maximum of strided slices, and a
-  differentiated forward keeps reduce_window (XLA fuses the slices badly into the training
-  step); both give reduce_window's numbers (tests above), and without the switch it is
+def test_max_pool_forward_is_sliced_only_without_a_gradient():
+  """With ``sliced_eval_pool`` (the CPU's), evaluation takes the running maximum of strided
+  slices, and a differentiated forward keeps reduce_window (XLA fuses the slices badly into the
+  training step); both give reduce_window's numbers (tests above), and without the flag it is
   reduce_window throughout."""
   x = jnp.asarray(np.random.RandomState(8).standard_normal((2, 9, 11, 3)), jnp.float32)
 
-  def reduce_windows():  # fresh functions: make_jaxpr caches traces by function
-    pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True)
+  def reduce_windows(lw):  # fresh functions: make_jaxpr caches traces by function
+    pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True, lowering=lw)
     count = lambda f: len(_primitives(jax.make_jaxpr(f)(x).jaxpr, 'reduce_window_max'))
     return count(pool), count(lambda x: jax.vjp(pool, x))
 
-  assert reduce_windows() == (0, 1)
-  pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True)
+  assert reduce_windows(CPU) == (0, 1)
+  pool = lambda x: layers.max_pool(x, 3, 2, ceil_mode=True, lowering=CPU)
   np.testing.assert_array_equal(jax.jit(pool)(x), jax.vjp(pool, x)[0])
-  monkeypatch.setattr(layers, 'SLICE_POOL_BACKENDS', ())
-  assert reduce_windows() == (1, 1)
+  assert reduce_windows(dataclasses.replace(CPU, sliced_eval_pool=False)) == (1, 1)
 
 
 @pytest.mark.parametrize('train', [True, False])
@@ -373,7 +382,7 @@ def test_fast_batch_norm_matches_nn_batch_norm(train, dtype):
   """Values, gradients (input, scale, bias, through a ReLU) and running statistics."""
   x = jnp.asarray(np.random.RandomState(0).standard_normal((4, 5, 5, 6)) * 3 + 1, dtype)
   kw = dict(use_running_average=not train, momentum=0.9, epsilon=1e-3, dtype=dtype)
-  plain, fast = nn.BatchNorm(**kw), layers.FastBatchNorm(**kw)
+  plain, fast = nn.BatchNorm(**kw), batch_norm_lib.FastBatchNorm(**kw)
   jax.tree.map(np.testing.assert_array_equal, plain.init(jax.random.PRNGKey(0), x),
                fast.init(jax.random.PRNGKey(0), x))
   variables = {'params': {'scale': jnp.linspace(0.5, 2, 6), 'bias': jnp.linspace(-1, 1, 6)},
@@ -403,7 +412,7 @@ def test_fast_batch_norm_falls_back_to_nn_batch_norm():
   x = jnp.asarray(np.random.RandomState(0).standard_normal((4, 3, 6)), jnp.float32)
   for kw in (dict(axis=1), dict(use_scale=False), dict(use_fast_variance=False)):
     plain = nn.BatchNorm(use_running_average=False, **kw)
-    fast = layers.FastBatchNorm(use_running_average=False, **kw)
+    fast = batch_norm_lib.FastBatchNorm(use_running_average=False, **kw)
     v = plain.init(jax.random.PRNGKey(0), x)
     jax.tree.map(np.testing.assert_array_equal, v, fast.init(jax.random.PRNGKey(0), x))
     np.testing.assert_allclose(fast.apply(v, x, mutable=['batch_stats'])[0],

@@ -331,9 +331,11 @@ def test_stage_grids_match_torchvision():
 @pytest.mark.parametrize('name, overrides, size, match', [
     ('inception_v3', dict(aux_logits=False), 74, r'at least 75x75 pixels \(got 74x74\)'),
     ('inception_v3', dict(aux_adaptive=True), (75, 74), r'at least 75x75 pixels \(got 75x74\)'),
-    ('inception_v3', {}, 298, r'auxiliary head needs images of at least 299x299.*aux_adaptive'),
+    ('inception_v3', {}, 298,
+     r'auxiliary head needs images of at least 299x299.*; use images of at least 299 pixels, '
+     r'or set aux_adaptive=True'),
     ('inception_v3', dict(stem='7x7'), 298, r'at least 299x299'),
-    ('googlenet_tv', {}, 14, r'at least 15x15 pixels \(got 14x14\); raise config.image_size'),
+    ('googlenet_tv', {}, 14, r'at least 15x15 pixels \(got 14x14\); use larger images'),
     ('googlenet', {}, 30, r'at least 31x31 pixels'),
 ])
 def test_too_small_inputs_raise_with_the_minimum(name, overrides, size, match):

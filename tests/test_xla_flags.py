@@ -23,20 +23,6 @@ def test_flag_added_only_when_the_user_has_not_chosen():
   assert xla_flags.flags_to_add('', OLD) == []
 
 
-@pytest.mark.parametrize('flags,expected', [
-    ('', True),                                                   # jaxlib 0.10's default
-    (FLAG, False),                                                # this package's default
-    (xla_flags.YNN_FLAG + '=individual_dot,reduce', False),
-    (xla_flags.YNN_FLAG + '=individual_dot,individual_convolution', True),
-    (xla_flags.YNN_FLAG + '=-reduce', True),
-    (xla_flags.YNN_FLAG + '= ' + FLAG, False),                    # the last one wins
-    (FLAG + ' ' + xla_flags.YNN_FLAG + '=individual_convolution', True),
-])
-def test_ynn_convolutions_reads_the_flag(flags, expected):
-  assert xla_flags.ynn_convolutions(flags, NEW) is expected
-  assert xla_flags.ynn_convolutions(flags, (0, 9)) is False
-
-
 def _import_in_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess:
   environ = fh.env()  # no XLA_FLAGS, the repository on PYTHONPATH
   environ.pop(xla_flags.OPT_OUT_ENV, None)

@@ -24,6 +24,11 @@ that ``--config.init_from=DIR``, evaluation and prediction load. The library fun
   rows are permuted: ``kernel = W.reshape(1024, 128, 4, 4).transpose(2, 3, 1, 0).reshape(2048,
   1024)``. Inception v3's aux ``fc`` follows an adaptive pool to 1x1: no permutation.
 
+The per-model facts (a key only that state dict has, the aux-head prefixes, the GoogLeNet index
+renaming and permuted kernels, torchvision's eval resize) are each model file's
+``TORCHVISION_LAYOUT``, in its registry entry (``models.ModelSpec.torchvision_layout``); a model
+is convertible when its entry has one. This module is the generic part.
+
 The auxiliary heads are converted when the state dict has them (torchvision's released files do:
 ``aux1``/``aux2`` for GoogLeNet, ``AuxLogits`` for v3) and the model is then built with
 ``aux_logits=True``; a state dict saved from a model without them converts with ``aux_logits=False``.
@@ -47,18 +52,20 @@ v3's ``branch_pool``), PyTorch's adaptive pooling windows, BatchNorm eps 1e-3.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
 import os
 import re
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from inception_jax.errors import UserError
+
+if TYPE_CHECKING:
+  from inception_jax.models import ModelSpec
 
 PyTree = Any
 
@@ -68,36 +75,6 @@ META_FILE = 'meta.json'
 IGNORED_SUFFIXES = ('.num_batches_tracked',)
 
 
-def _googlenet_module_name(name: str) -> str:
-  """``branch2_0`` -> ``branch2.0`` (torchvision's ``nn.Sequential`` indices); others unchanged."""
-  return re.sub(r'^(branch\d)_(\d+)$', r'\1.\2', name)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-  """What the converter knows about one torchvision architecture."""
-
-  torchvision_name: str                  # torchvision.models.<name>
-  signature: str                         # a key only this architecture's state dict has
-  aux_prefixes: tuple[str, ...]          # state-dict prefixes of the auxiliary heads
-  image_size: int                        # torchvision's eval crop (ImageClassification crop_size)
-  resize_size: int                       # ... and its resize before the crop
-  module_name: Callable[[str], str] = lambda name: name
-  permuted_kernels: frozenset[str] = frozenset()  # Dense kernels fed by an NCHW flatten
-
-
-MODELS: dict[str, ModelSpec] = {
-    'googlenet_tv': ModelSpec(
-        torchvision_name='googlenet', signature='inception3a.branch1.conv.weight',
-        aux_prefixes=('aux1.', 'aux2.'), image_size=224, resize_size=256,
-        module_name=_googlenet_module_name,
-        permuted_kernels=frozenset({'aux1/fc1/kernel', 'aux2/fc1/kernel'})),
-    'inception_v3': ModelSpec(
-        torchvision_name='inception_v3', signature='Mixed_5b.branch1x1.conv.weight',
-        aux_prefixes=('AuxLogits.',), image_size=299, resize_size=342),
-}
-# Shape of the map GoogLeNet's aux fc1 flattens: [channels, height, width] in torch's NCHW order.
-AUX_FC1_MAP = (128, 4, 4)
 # Architectures users may try to convert, recognised by a key only they have (better messages).
 _OTHER_SIGNATURES = {
     'torchvision resnet': 'layer1.0.conv1.weight',
@@ -108,13 +85,24 @@ _OTHER_SIGNATURES = {
 }
 
 
+def convertible() -> dict[str, ModelSpec]:
+  """Registered models whose entry has a ``torchvision_layout``: name -> ``models.ModelSpec``."""
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
+  return {name: models.spec(name) for name in models.available()
+          if models.spec(name).torchvision_layout is not None}
+
+
 def _spec(model_name: str) -> ModelSpec:
-  if model_name not in MODELS:
-    hint = (" (torchvision's GoogLeNet has the 'googlenet_tv' layout)"
-            if model_name.startswith('googlenet') else '')
+  """The registry entry of a convertible model, else a UserError naming the ones there are."""
+  specs = convertible()
+  if model_name not in specs:
+    from inception_jax import models  # pylint: disable=g-import-not-at-top
+    tv_name = models.spec(model_name).torchvision_name if model_name in models.available() else None
+    layouts = [name for name, spec in specs.items() if spec.torchvision_name == tv_name]
+    hint = f" (torchvision's {tv_name} has the {layouts[0]!r} layout)" if layouts else ''
     raise UserError(f'cannot convert {model_name!r} from torchvision{hint}; choose one of: '
-                    f'{", ".join(MODELS)}')
-  return MODELS[model_name]
+                    f'{", ".join(specs)}')
+  return specs[model_name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +117,7 @@ def _abstract_variables(model_name: str, num_classes: int, aux_logits: bool) -> 
   from inception_jax import models  # pylint: disable=g-import-not-at-top
 
   model = models.create(model_name, num_classes=num_classes, aux_logits=aux_logits)
-  size = _spec(model_name).image_size
+  size = _spec(model_name).default_input_size
   images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
   rngs = {'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(1)}
   variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), images)
@@ -168,7 +156,8 @@ def _torch_key(spec: ModelSpec, path: tuple[str, ...]) -> str:
     leaf_name = _LEAF_NAMES[(collection, leaf)]
   except KeyError:  # pragma: no cover - a new kind of layer in the models
     raise NotImplementedError(f'no torchvision name for {"/".join(path)}') from None
-  return '.'.join([spec.module_name(m) for m in modules] + [leaf_name])
+  module_name = spec.torchvision_layout.module_name
+  return '.'.join([module_name(m) for m in modules] + [leaf_name])
 
 
 def _torch_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -206,8 +195,9 @@ def _to_flax(spec: ModelSpec, path: tuple[str, ...], array: np.ndarray) -> np.nd
     return array
   if array.ndim == 4:
     return array.transpose(2, 3, 1, 0)           # OIHW -> HWIO
-  if '/'.join(path[1:]) in spec.permuted_kernels:
-    c, h, w = AUX_FC1_MAP
+  nchw_maps = dict(spec.torchvision_layout.nchw_flattened_kernels)
+  if '/'.join(path[1:]) in nchw_maps:
+    c, h, w = nchw_maps['/'.join(path[1:])]
     out = array.shape[0]
     # Input rows: torch's (c, h, w) flatten -> this project's (h, w, c) flatten.
     return array.reshape(out, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, out)
@@ -236,9 +226,9 @@ def inspect_state_dict(model_name: str, state_dict: Mapping[str, Any],
   """
   spec = _spec(model_name)
   keys = [k for k in state_dict if not k.endswith(IGNORED_SUFFIXES)]
-  if spec.signature not in state_dict:
-    for other, other_spec in MODELS.items():
-      if other != model_name and other_spec.signature in state_dict:
+  if spec.torchvision_layout.signature not in state_dict:
+    for other, other_spec in convertible().items():
+      if other != model_name and other_spec.torchvision_layout.signature in state_dict:
         raise UserError(f'{source} looks like {other}, not {model_name}; '
                         f'pass --model {other} or the {spec.torchvision_name} weights')
     for other, signature in _OTHER_SIGNATURES.items():
@@ -257,7 +247,7 @@ def inspect_state_dict(model_name: str, state_dict: Mapping[str, Any],
   num_classes = int(np.shape(fc)[0])
   if num_classes < 1:
     raise UserError(f'{source}: fc.weight has shape {tuple(np.shape(fc))}, i.e. no classes')
-  has_aux = any(k.startswith(spec.aux_prefixes) for k in keys)
+  has_aux = any(k.startswith(spec.torchvision_layout.aux_prefixes) for k in keys)
   return num_classes, has_aux
 
 
@@ -407,14 +397,14 @@ def conversion_metadata(model_name: str, variables: PyTree, *, transform_input: 
   """What evaluation / prediction / init_from need to use the converted weights correctly."""
   spec = _spec(model_name)
   num_classes = int(variables['params']['fc']['bias'].shape[0])
-  aux_names = {'googlenet_tv': ('aux1', 'aux2'), 'inception_v3': ('AuxLogits',)}[model_name]
-  has_aux = all(name in variables['params'] for name in aux_names)
+  layout = spec.torchvision_layout
+  has_aux = all(prefix.rstrip('.') in variables['params'] for prefix in layout.aux_prefixes)
   meta = {
       'model': model_name,
       'model_overrides': {'aux_logits': has_aux},
       'num_classes': num_classes,
-      'image_size': spec.image_size,
-      'eval_crop_fraction': spec.image_size / spec.resize_size,
+      'image_size': spec.default_input_size,
+      'eval_crop_fraction': spec.default_input_size / layout.resize_size,
       'normalization': 'inception' if transform_input else 'imagenet',
       'source': {
           'framework': SOURCE,
@@ -491,5 +481,5 @@ def convert_file(model_name: str, weights: str, out_dir: str, *, transform_input
   return meta
 
 
-__all__ = ['MODELS', 'conversion_metadata', 'convert_file', 'convert_state_dict',
+__all__ = ['conversion_metadata', 'convertible', 'convert_file', 'convert_state_dict',
            'inspect_state_dict', 'load_torch_state_dict', 'save_converted', 'torch_layout']

@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--from', dest='source', required=True, choices=[convert.SOURCE],
                       help='where the weights come from')
-  parser.add_argument('--model', required=True, choices=sorted(convert.MODELS),
+  parser.add_argument('--model', required=True, choices=sorted(convert.convertible()),
                       help="this project's model name: googlenet_tv = torchvision.models."
                            'googlenet, inception_v3 = torchvision.models.inception_v3')
   parser.add_argument('--weights', required=True, metavar='FILE',

@@ -23,13 +23,19 @@ Parameter names mirror torchvision's module names, so converting weights is mech
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from inception_jax.lowering import Lowering
+from inception_jax.models import contract
 from inception_jax.models import layers
-from inception_jax.models.layers import Array, ModelOutput, ModuleDef
+from inception_jax.models import registry
+from inception_jax.models.contract import ModelOutput
+from inception_jax.models.layers import Array, ModuleDef
 
 
 class InceptionSpec(NamedTuple):
@@ -88,6 +94,7 @@ class InceptionV1Module(nn.Module):
   kind: ModuleKind = 'reduced'
   branch5x5_kernel: int = 5
   factorize_5x5: bool = False
+  lowering: Lowering | None = None  # of the pool branch (the convolutions take conv_block's)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -107,7 +114,7 @@ class InceptionV1Module(nn.Module):
       k = self.branch5x5_kernel
       branch3 = conv(self.ch5x5, k, padding=k // 2, name='branch3_1')(branch3, train)
 
-    branch4 = layers.max_pool(x, 3, 1, padding=1, ceil_mode=True)
+    branch4 = layers.max_pool(x, 3, 1, padding=1, ceil_mode=True, lowering=self.lowering)
     if reduced:
       branch4 = conv(self.pool_proj, 1, name='branch4_1')(branch4, train)
 
@@ -156,8 +163,8 @@ class GoogLeNet(nn.Module):
     maxpool4_window: the pool after 4e; 3 (3x3/2 in Table 1 and Caffe) or 2 (torchvision/TF-slim).
     width_multiplier: scales every channel count (1.0 = the published widths).
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
-    conv: the convolution factory every ConvBN uses (``layers.FastConv``; ``nn.Conv`` is XLA's
-      plain lowering, same numbers).
+    lowering: which code computes the convolutions, batch norms and max pools (same numbers,
+      same parameters); None = ``lowering.for_backend()`` of the backend it is traced on.
     bn_axis_name: training-mode batch statistics averaged over this named device axis
       (synchronised batch norm, for small per-device batches); None = each device's own, as the
       papers trained.
@@ -176,7 +183,7 @@ class GoogLeNet(nn.Module):
   maxpool4_window: int = 3
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
-  conv: ModuleDef = layers.FastConv
+  lowering: Lowering | None = None
   bn_axis_name: str | None = None
   bn_momentum: float = layers.BN_MOMENTUM
 
@@ -184,10 +191,11 @@ class GoogLeNet(nn.Module):
 
   def check_config(self) -> None:
     """Reject impossible settings; called by the registry and again at trace time."""
-    layers.check_config(self.label, self.num_classes, self.width_multiplier)
-    layers.check_choice(self.label, 'module_kind', self.module_kind, ('reduced', 'naive'))
-    layers.check_choice(self.label, 'branch5x5_kernel', self.branch5x5_kernel, (5, 3))
-    layers.check_choice(self.label, 'maxpool4_window', self.maxpool4_window, (3, 2))
+    contract.check_config(self.label, self.num_classes, self.width_multiplier)
+    contract.check_choice(self.label, 'module_kind', self.module_kind, ('reduced', 'naive'))
+    contract.check_choice(self.label, 'branch5x5_kernel', self.branch5x5_kernel, (5, 3))
+    contract.check_choice(self.label, 'maxpool4_window', self.maxpool4_window, (3, 2))
+    contract.check_lowering(self.label, self.lowering)
 
   def _pool_grid(self, size: int) -> int:
     """Grid side after the four stride-2 max pools (< 1 when a pool has no output)."""
@@ -216,42 +224,43 @@ class GoogLeNet(nn.Module):
   def __call__(self, images: Array, train: bool = False,
                return_aux: bool | None = None) -> ModelOutput:
     self.check_config()
-    layers.check_images(self.label, images, self.min_input_size(),
-                        'raise config.image_size')
+    contract.check_images(self.label, images, self.min_input_size())
     want_aux = train if return_aux is None else return_aux
     # Aux heads own parameters: build them whenever the model is initialised.
     run_aux = self.aux_logits and (want_aux or self.is_initializing())
 
-    conv = layers.conv_block(self.use_bn, self.width_multiplier, self.dtype, self.conv,
+    lowering = layers.resolve(self.lowering)
+    conv = layers.conv_block(self.use_bn, self.width_multiplier, self.dtype, lowering,
                              self.bn_axis_name, self.bn_momentum)
+    max_pool = functools.partial(layers.max_pool, ceil_mode=True, lowering=lowering)
     x = images.astype(self.dtype)
 
     # Stem (Table 1 rows "convolution 7x7/2" .. "max pool 3x3/2").
     x = conv(64, 7, strides=2, padding=3, name='conv1')(x, train)
-    x = layers.max_pool(x, 3, 2, ceil_mode=True)
+    x = max_pool(x, 3, 2)
     if not self.use_bn:
       x = layers.local_response_norm(x)
     x = conv(64, 1, name='conv2')(x, train)
     x = conv(192, 3, padding=1, name='conv3')(x, train)
     if not self.use_bn:
       x = layers.local_response_norm(x)
-    x = layers.max_pool(x, 3, 2, ceil_mode=True)
+    x = max_pool(x, 3, 2)
 
     aux = {}
     for spec in TABLE1:
       x = InceptionV1Module(
           *spec[1:], conv_block=conv, kind=self.module_kind,
           branch5x5_kernel=self.branch5x5_kernel, factorize_5x5=self.factorize_5x5,
-          name=spec.name)(x, train)
+          lowering=lowering, name=spec.name)(x, train)
       if spec.name in AUX_AFTER and run_aux:
         head = AUX_AFTER[spec.name]
         aux[head] = AuxHeadV1(
             self.num_classes, conv, self.aux_dropout_rate, self.width_multiplier, self.dtype,
             name=head)(x, train)
       if POOL_AFTER.get(spec.name) == 'maxpool3':
-        x = layers.max_pool(x, 3, 2, ceil_mode=True)
+        x = max_pool(x, 3, 2)
       elif POOL_AFTER.get(spec.name) == 'maxpool4':
-        x = layers.max_pool(x, self.maxpool4_window, 2, ceil_mode=True)
+        x = max_pool(x, self.maxpool4_window, 2)
 
     # Classifier: global average pool ("avg pool 7x7/1" at 224 px), dropout, linear.
     x = layers.global_avg_pool(x)
@@ -260,3 +269,41 @@ class GoogLeNet(nn.Module):
 
     aux_out = {k: v.astype(jnp.float32) for k, v in aux.items()} if want_aux else {}
     return ModelOutput(logits=logits.astype(jnp.float32), aux_logits=aux_out)
+
+
+# ----------------------------------------------------------------------------- registry entries
+
+
+def _torchvision_module_name(name: str) -> str:
+  """``branch2_0`` -> ``branch2.0`` (torchvision's ``nn.Sequential`` indices); others unchanged."""
+  return re.sub(r'^(branch\d)_(\d+)$', r'\1.\2', name)
+
+
+# torchvision.models.googlenet's state dict (the module docstring's names); its aux fc1 reads an
+# NCHW flatten of the [128, 4, 4] map.
+TORCHVISION_LAYOUT = registry.TorchvisionLayout(
+    signature='inception3a.branch1.conv.weight', aux_prefixes=('aux1.', 'aux2.'),
+    resize_size=256, module_name=_torchvision_module_name,
+    nchw_flattened_kernels=(('aux1/fc1/kernel', (128, 4, 4)), ('aux2/fc1/kernel', (128, 4, 4))))
+
+# Aux losses weighted 0.3: paper Section 5 ("the losses of the auxiliary classifiers were
+# weighted by 0.3"); 224 px input (Section 5). Pixels in [-1, 1] ('inception'): what torchvision's
+# released weights see after their transform_input (inception_jax.convert).
+_GOOGLENET = dict(default_input_size=224, normalization='inception', eval_crop_fraction=0.875,
+                  default_aux_weight=0.3)
+
+registry.register('googlenet', registry.ModelSpec(
+    functools.partial(GoogLeNet, branch5x5_kernel=5, dropout_rate=0.4, maxpool4_window=3),
+    'GoogLeNet as in the paper (5x5 branch, 3x3/2 pool4, dropout 0.4) with batch norm',
+    torchvision_name='googlenet',
+    torchvision_note="torchvision's GoogLeNet has 3x3 '5x5' branches and a 2x2 pool4 (our "
+                     'googlenet_tv); compare googlenet_tv for like for like',
+    **_GOOGLENET))
+registry.register('googlenet_tv', registry.ModelSpec(
+    functools.partial(GoogLeNet, branch5x5_kernel=3, dropout_rate=0.2, maxpool4_window=2),
+    "torchvision's GoogLeNet layout (3x3 '5x5' branch, 2x2/2 pool4, dropout 0.2), BN",
+    torchvision_name='googlenet', torchvision_layout=TORCHVISION_LAYOUT, **_GOOGLENET))
+registry.register('googlenet_2014', registry.ModelSpec(
+    functools.partial(GoogLeNet, branch5x5_kernel=5, dropout_rate=0.4, maxpool4_window=3,
+                      use_bn=False),
+    'the 2014 GoogLeNet: no batch norm, conv biases and LRN in the stem', **_GOOGLENET))

@@ -34,8 +34,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from inception_jax.errors import UserError
+from inception_jax.lowering import Lowering
+from inception_jax.models import contract
 from inception_jax.models import layers
-from inception_jax.models.layers import Array, ModelOutput, ModuleDef
+from inception_jax.models import registry
+from inception_jax.models.contract import ModelOutput
+from inception_jax.models.layers import Array, ModuleDef
 
 Stem = Literal['3x3', '7x7']
 
@@ -82,6 +86,7 @@ class InceptionB(nn.Module):
   """
 
   conv_block: ModuleDef
+  lowering: Lowering | None = None  # of the pool branch (the convolutions take conv_block's)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -92,7 +97,7 @@ class InceptionB(nn.Module):
     branch3x3dbl = conv(96, 3, padding=1, name='branch3x3dbl_2')(branch3x3dbl, train)
     branch3x3dbl = conv(96, 3, strides=2, name='branch3x3dbl_3')(branch3x3dbl, train)
 
-    branch_pool = layers.max_pool(x, 3, 2)
+    branch_pool = layers.max_pool(x, 3, 2, lowering=self.lowering)
     return jnp.concatenate([branch3x3, branch3x3dbl, branch_pool], axis=-1)
 
 
@@ -142,6 +147,7 @@ class InceptionD(nn.Module):
 
   conv_block: ModuleDef
   asymmetric_7x7: bool = True
+  lowering: Lowering | None = None  # of the pool branch (the convolutions take conv_block's)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -158,7 +164,7 @@ class InceptionD(nn.Module):
       branch7x7x3 = conv(192, 7, padding=3, name='branch7x7x3_2')(branch7x7x3, train)
       branch7x7x3 = conv(192, 3, strides=2, name='branch7x7x3_3')(branch7x7x3, train)
 
-    branch_pool = layers.max_pool(x, 3, 2)
+    branch_pool = layers.max_pool(x, 3, 2, lowering=self.lowering)
     return jnp.concatenate([branch3x3, branch7x7x3, branch_pool], axis=-1)
 
 
@@ -266,8 +272,8 @@ class InceptionV3(nn.Module):
       released 5x5/3 pool, which needs >= 299 px.
     width_multiplier: scales every channel count (1.0 = the published widths).
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
-    conv: the convolution factory every ConvBN uses (``layers.FastConv``; ``nn.Conv`` is XLA's
-      plain lowering, same numbers).
+    lowering: which code computes the convolutions, batch norms and max pools (same numbers,
+      same parameters); None = ``lowering.for_backend()`` of the backend it is traced on.
     bn_axis_name: training-mode batch statistics averaged over this named device axis
       (synchronised batch norm, for small per-device batches); None = each device's own, as the
       papers trained.
@@ -286,7 +292,7 @@ class InceptionV3(nn.Module):
   aux_adaptive: bool = False
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
-  conv: ModuleDef = layers.FastConv
+  lowering: Lowering | None = None
   bn_axis_name: str | None = None
   bn_momentum: float = layers.BN_MOMENTUM
 
@@ -294,8 +300,9 @@ class InceptionV3(nn.Module):
 
   def check_config(self) -> None:
     """Reject impossible settings; called by the registry and again at trace time."""
-    layers.check_config(self.label, self.num_classes, self.width_multiplier)
-    layers.check_choice(self.label, 'stem', self.stem, ('3x3', '7x7'))
+    contract.check_config(self.label, self.num_classes, self.width_multiplier)
+    contract.check_choice(self.label, 'stem', self.stem, ('3x3', '7x7'))
+    contract.check_lowering(self.label, self.lowering)
 
   def trunk_min_size(self) -> int:
     """Smallest side the trunk takes: Mixed_7a's VALID 3x3/2 needs a 3x3 grid (75 px)."""
@@ -339,7 +346,7 @@ class InceptionV3(nn.Module):
   def __call__(self, images: Array, train: bool = False,
                return_aux: bool | None = None) -> ModelOutput:
     self.check_config()
-    layers.check_images(self.label, images, self.trunk_min_size(), 'raise config.image_size')
+    contract.check_images(self.label, images, self.trunk_min_size())
     want_aux = train if return_aux is None else return_aux
     # The aux head owns parameters: build it whenever the model is initialised.
     run_aux = self.aux_logits and (want_aux or self.is_initializing())
@@ -348,10 +355,11 @@ class InceptionV3(nn.Module):
       if h < aux_min or w < aux_min:
         raise UserError(
             f"{self.label}'s released auxiliary head needs images of at least {aux_min}x{aux_min}"
-            f' pixels (got {h}x{w}); raise config.image_size to {aux_min}, or set '
-            'model_overrides.aux_adaptive=True (adaptive aux pooling) or aux_logits=False')
+            f' pixels (got {h}x{w}); use images of at least {aux_min} pixels, or set '
+            'aux_adaptive=True (adaptive aux pooling) or aux_logits=False')
 
-    conv = layers.conv_block(True, self.width_multiplier, self.dtype, self.conv,
+    lowering = layers.resolve(self.lowering)
+    conv = layers.conv_block(True, self.width_multiplier, self.dtype, lowering,
                              self.bn_axis_name, self.bn_momentum)
     x = images.astype(self.dtype)
 
@@ -362,14 +370,16 @@ class InceptionV3(nn.Module):
       x = conv(64, 3, padding=1, name='Conv2d_2b_3x3')(x, train)
     else:
       x = conv(64, 7, strides=2, name='Conv2d_1a_7x7')(x, train)
-    x = layers.max_pool(x, 3, 2)
+    x = layers.max_pool(x, 3, 2, lowering=lowering)
     x = conv(80, 1, name='Conv2d_3b_1x1')(x, train)
     x = conv(192, 3, name='Conv2d_4a_3x3')(x, train)
-    x = layers.max_pool(x, 3, 2)
+    x = layers.max_pool(x, 3, 2, lowering=lowering)
 
+    # The ablation switches of each block, and the lowering of the blocks with a max-pool branch.
     switches = {InceptionA: dict(factorize_5x5=self.factorize_5x5),
                 InceptionC: dict(asymmetric_7x7=self.asymmetric_7x7),
-                InceptionD: dict(asymmetric_7x7=self.asymmetric_7x7),
+                InceptionB: dict(lowering=lowering),
+                InceptionD: dict(asymmetric_7x7=self.asymmetric_7x7, lowering=lowering),
                 InceptionE: dict(expanded_3x3=self.expanded_3x3)}
     aux = {}
     for name, block, fields in LAYOUT:
@@ -393,3 +403,21 @@ def _smallest(fits, limit: int = 4096) -> int:
     if fits(size):
       return size
   raise AssertionError('no input size fits')  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- registry entry
+
+# torchvision.models.inception_v3's state dict: the names are this module's, and both flattens
+# act on 1x1 maps (nothing to permute). Its eval transform resizes to 342 and crops 299.
+TORCHVISION_LAYOUT = registry.TorchvisionLayout(
+    signature='Mixed_5b.branch1x1.conv.weight', aux_prefixes=('AuxLogits.',), resize_size=342)
+
+# The paper states no aux-loss weight; 0.4 is the Cloud TPU reference's (tensorflow/tpu
+# models/experimental/inception/inception_v3.py, ``weights=0.4`` on AuxLogits), as in
+# configs/inception_v3_imagenet.py. 299 px input in [-1, 1] (TF-slim's preprocessing, and
+# torchvision's transform_input for the released weights).
+registry.register('inception_v3', registry.ModelSpec(
+    InceptionV3, 'Inception v3 as released (torchvision / TF-slim layout), dropout 0.5',
+    default_input_size=299, normalization='inception', eval_crop_fraction=0.875,
+    default_aux_weight=0.4, torchvision_name='inception_v3',
+    torchvision_layout=TORCHVISION_LAYOUT))
