@@ -27,44 +27,33 @@ Sources of the numbers:
     eval batch is padded and masked (every example counted once).
 """
 
+from inception_jax import config_loading
 from inception_jax.training import schema
+
+# What the quick start changes from the schema's neutral values. It keeps the schema's
+# ``ema_decay`` 0 (too few steps for Polyak averaging to help) and ``eval_every_steps`` 0 (only
+# the final evaluation: evaluation time is training time here).
+QUICK_START = {
+    'image_size': 32,
+    'augment': 'resize',
+    'random_flip': False,
+    'eval_crop_fraction': 1.0,
+    'shuffle_buffer': 2048,          # > 1,437 training examples: a full shuffle every epoch
+    'global_batch_size': 64,
+    'eval_batch_size': 128,
+    'num_epochs': 16.0,
+    'learning_rate': 0.04,
+    'base_batch_size': 64,
+    'lr_schedule': 'cosine',
+    'warmup_epochs': 1.0,
+    'weight_decay': 4e-5,
+    'log_every_steps': 22,           # about once per epoch
+    'checkpoint_every_steps': 176,   # every 8 epochs
+    'keep_checkpoints': 2,
+}
 
 
 def get_config(arg: str | None = None):
   """The quick-start config (``arg`` unused; kept for the config_flags convention)."""
   del arg
-  c = schema.base_config()
-  c.model = 'googlenet'
-  c.dataset = 'digits'
-  c.image_size = 32
-  c.augment = 'resize'
-  c.random_flip = False
-  c.eval_crop_fraction = 1.0
-  c.normalization = 'inception'
-  c.shuffle_buffer = 2048          # > 1,437 training examples: a full shuffle every epoch
-  c.seed = 0
-
-  c.global_batch_size = 64
-  c.eval_batch_size = 128
-  c.num_epochs = 16.0
-  c.num_train_steps = 0
-
-  c.optimizer = 'sgd'
-  c.learning_rate = 0.04
-  c.base_batch_size = 64
-  c.momentum = 0.9
-  c.lr_schedule = 'cosine'
-  c.warmup_epochs = 1.0
-  c.weight_decay = 4e-5
-  c.grad_clip_norm = 0.0
-  c.label_smoothing = 0.0
-  c.aux_weight = 0.3
-  c.ema_decay = 0.0                # too few steps for Polyak averaging to help
-
-  c.parallel = 'pmap'
-  c.num_devices = 0
-  c.log_every_steps = 22           # about once per epoch
-  c.eval_every_steps = 0           # only at the end: evaluation time is training time here
-  c.checkpoint_every_steps = 176   # every 8 epochs
-  c.keep_checkpoints = 2
-  return c
+  return config_loading.apply_overrides(schema.base_config(), QUICK_START, 'configs/default.py')

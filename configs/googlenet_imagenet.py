@@ -61,88 +61,40 @@ the linear rule with 5 warm-up epochs (Goyal et al. 2017), 90 epochs (Goyal et a
 run states a batch for it (``recipe_verified_batch_size`` 0), so it runs with a warning.
 """
 
-from inception_jax.training import schema
+from inception_jax import config_loading
 
-VARIANTS = ('reference', 'paper')
+imagenet = config_loading.load_config_module('common/imagenet.py', relative_to=__file__)
 
+# MindCV's run (mindspore-lab/mindcv configs/googlenet/googlenet_ascend.yaml).
+REFERENCE = {
+    'recipe_source': ('MindCV GoogLeNet, mindspore-lab/mindcv configs/googlenet/'
+                      'googlenet_ascend.yaml: 72.89% top-1 at batch 8 x 32 = 256'),
+    'recipe_verified_batch_size': 256,
+    'normalization': 'imagenet',      # MindCV mean/std
+    'global_batch_size': 256,         # batch_size 32 x 8 cards
+    'num_epochs': 150.0,              # epoch_size
+    'learning_rate': 0.045,           # lr, for the global batch of 256 (base_batch_size)
+    'lr_schedule': 'cosine',          # scheduler cosine_decay, min_lr 0, decay_epochs 145
+    'checkpoint_every_steps': 5004,   # ckpt_save_interval 1: every epoch at batch 256
+    'keep_checkpoints': 10,           # keep_checkpoint_max
+}
 
-def _common():
-  """Fields both variants share (network, data, optimiser family)."""
-  c = schema.base_config()
-  c.model = 'googlenet'
-  c.dataset = 'imagenet2012'
-  c.train_split = 'train'
-  c.eval_split = 'validation'
-  c.image_size = 224
-  c.augment = 'inception_crop'
-  c.crop_area_range = (0.08, 1.0)
-  c.aspect_ratio_range = (3 / 4, 4 / 3)
-  c.random_flip = True
-  c.eval_crop_fraction = 0.875
-  c.shuffle_buffer = 16_384
-  c.seed = 0
-  c.eval_batch_size = 1000          # divides the 50,000 validation images
-  c.num_train_steps = 0
-  c.optimizer = 'sgd'
-  c.momentum = 0.9
-  c.nesterov = False
-  c.weight_decay = 4e-5
-  c.grad_clip_norm = 0.0
-  c.aux_weight = 0.3
-  c.half_precision = False
-  c.parallel = 'pmap'
-  c.log_every_steps = 100
-  return c
-
-
-def _reference(c):
-  """MindCV's run (mindspore-lab/mindcv configs/googlenet/googlenet_ascend.yaml)."""
-  c.recipe_source = ('MindCV GoogLeNet, mindspore-lab/mindcv configs/googlenet/'
-                     'googlenet_ascend.yaml: 72.89% top-1 at batch 8 x 32 = 256')
-  c.recipe_verified_batch_size = 256
-  c.normalization = 'imagenet'      # MindCV mean/std
-  c.global_batch_size = 256         # batch_size 32 x 8 cards
-  c.num_epochs = 150.0              # epoch_size
-  c.learning_rate = 0.045           # lr, for the global batch of 256
-  c.base_batch_size = 256
-  c.lr_schedule = 'cosine'          # scheduler cosine_decay, min_lr 0, decay_epochs 145
-  c.warmup_epochs = 5.0             # warmup_epochs
-  c.label_smoothing = 0.1           # label_smoothing
-  c.ema_decay = 0.0                 # ema False
-  c.eval_every_steps = 5004         # val_interval 1: every epoch at batch 256
-  c.checkpoint_every_steps = 5004   # ckpt_save_interval 1
-  c.keep_checkpoints = 10           # keep_checkpoint_max
-  return c
-
-
-def _paper(c):
-  """The paper's recipe, extrapolated to batch 1024 (no run states a batch for it)."""
-  c.recipe_source = ('Szegedy et al. 2015, Going Deeper with Convolutions, sections 5-6: '
-                     'asynchronous SGD')
-  c.recipe_verified_batch_size = 0
-  c.normalization = 'inception'
-  c.global_batch_size = 1024
-  c.num_epochs = 90.0
-  c.learning_rate = 0.01
-  c.base_batch_size = 32
-  c.lr_schedule = 'staircase_exponential'
-  c.decay_rate = 0.96
-  c.decay_epochs = 8.0
-  c.warmup_epochs = 5.0
-  c.label_smoothing = 0.0
-  c.ema_decay = 0.9999
-  c.eval_every_steps = 5004         # about every 4 epochs at batch 1024 (1,281,167 images)
-  c.checkpoint_every_steps = 1251   # about every epoch
-  c.keep_checkpoints = 3
-  return c
+# The paper's recipe, extrapolated to batch 1024 (no run states a batch for it).
+PAPER = {
+    'recipe_source': ('Szegedy et al. 2015, Going Deeper with Convolutions, sections 5-6: '
+                      'asynchronous SGD'),
+    'num_epochs': 90.0,
+    'learning_rate': 0.01,
+    'base_batch_size': 32,
+    'lr_schedule': 'staircase_exponential',
+    'decay_rate': 0.96,
+    'decay_epochs': 8.0,
+    'label_smoothing': 0.0,
+    'ema_decay': 0.9999,
+}
 
 
 def get_config(arg: str | None = None):
   """GoogLeNet / ImageNet: ``arg`` '' (MindCV's run on BN-GoogLeNet) or 'paper'."""
-  variant = (arg or '').strip() or 'reference'
-  if variant not in VARIANTS:
-    raise ValueError(f'unknown variant {variant!r} of googlenet_imagenet.py; use '
-                     f'{" or ".join(repr(v) for v in VARIANTS)} (e.g. '
-                     'configs/googlenet_imagenet.py:paper)')
-  c = _common()
-  return _reference(c) if variant == 'reference' else _paper(c)
+  # Both train the schema's network, ``googlenet`` (BN-GoogLeNet).
+  return imagenet.recipe(arg, {'reference': REFERENCE, 'paper': PAPER}, where=__file__)

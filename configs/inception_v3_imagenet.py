@@ -73,91 +73,55 @@ linearly (1.44) with 5 warm-up epochs (Goyal et al. 2017). No published run veri
 32 (``recipe_verified_batch_size`` 32), so it runs with a warning at its default batch.
 """
 
-from inception_jax.training import schema
+from inception_jax import config_loading
 
-VARIANTS = ('reference', 'paper')
+imagenet = config_loading.load_config_module('common/imagenet.py', relative_to=__file__)
 
+# Both variants: the network, RMSProp (decay 0.9, eps 1.0: the schema's rmsprop_decay and
+# rmsprop_epsilon) with a staircase decay of 0.94, the aux loss weight.
+SHARED = {
+    'model': 'inception_v3',
+    'model_overrides.bn_auxiliary': True,
+    'image_size': 299,
+    'optimizer': 'rmsprop',
+    'lr_schedule': 'staircase_exponential',
+    'decay_rate': 0.94,
+    'aux_weight': 0.4,
+}
 
-def _common():
-  """Fields both variants share (network, data, cadence)."""
-  c = schema.base_config()
-  c.model = 'inception_v3'
-  c.model_overrides.bn_auxiliary = True
-  c.dataset = 'imagenet2012'
-  c.train_split = 'train'
-  c.eval_split = 'validation'
-  c.image_size = 299
-  c.augment = 'inception_crop'
-  c.aspect_ratio_range = (3 / 4, 4 / 3)
-  c.random_flip = True
-  c.eval_crop_fraction = 0.875
-  c.normalization = 'inception'
-  c.shuffle_buffer = 16_384
-  c.seed = 0
-  c.global_batch_size = 1024
-  c.num_train_steps = 0
-  c.optimizer = 'rmsprop'
-  c.rmsprop_decay = 0.9
-  c.rmsprop_epsilon = 1.0
-  c.momentum = 0.9
-  c.lr_schedule = 'staircase_exponential'
-  c.decay_rate = 0.94
-  c.weight_decay = 4e-5
-  c.label_smoothing = 0.1
-  c.aux_weight = 0.4
-  c.half_precision = False
-  c.parallel = 'pmap'
-  c.log_every_steps = 100
-  c.checkpoint_every_steps = 1251   # about every epoch at batch 1024
-  c.keep_checkpoints = 3
-  return c
+# The Cloud TPU run (tensorflow/tpu models/experimental/inception/inception_v3.py flags).
+REFERENCE = {
+    'recipe_source': ('Cloud TPU Inception v3, tensorflow/tpu models/experimental/inception/'
+                      'inception_v3.py defaults: >78.1% top-1 in ~170 epochs at batch 1024'),
+    'recipe_verified_batch_size': 1024,
+    'model_overrides.dropout_rate': 0.2,        # TF-slim inception_v3 dropout_keep_prob=0.8
+    'model_overrides.bn_momentum': 0.996,       # BATCH_NORM_DECAY
+    'crop_area_range': (0.1, 1.0),              # area_range (0.05, 1) + min_object_covered 0.1
+    'eval_batch_size': 1024,                    # eval_batch_size
+    'num_epochs': 213_000 / 1251,               # train_steps 213000 at 1251 steps per epoch
+    'learning_rate': 0.165,                     # learning_rate, per 256 images (base_batch_size)
+    'decay_epochs': 3.0,                        # learning_rate_decay_epochs
+    'warmup_epochs': 0.0,                       # use_learning_rate_warmup False
+    'min_learning_rate_fraction': 1e-4,         # final_learning_rate = 0.0001 * initial
+    'ema_decay': 0.995,                         # MOVING_AVERAGE_DECAY
+    'eval_every_steps': 2000,                   # train_steps_per_eval
+}
 
-
-def _reference(c):
-  """The Cloud TPU run (tensorflow/tpu models/experimental/inception/inception_v3.py flags)."""
-  c.recipe_source = ('Cloud TPU Inception v3, tensorflow/tpu models/experimental/inception/'
-                     'inception_v3.py defaults: >78.1% top-1 in ~170 epochs at batch 1024')
-  c.recipe_verified_batch_size = 1024
-  c.model_overrides.dropout_rate = 0.2        # TF-slim inception_v3 dropout_keep_prob=0.8
-  c.model_overrides.bn_momentum = 0.996       # BATCH_NORM_DECAY
-  c.crop_area_range = (0.1, 1.0)              # area_range (0.05, 1) + min_object_covered 0.1
-  c.eval_batch_size = 1024                    # eval_batch_size
-  c.num_epochs = 213_000 / 1251               # train_steps 213000 at 1251 steps per epoch
-  c.learning_rate = 0.165                     # learning_rate, per 256 images
-  c.base_batch_size = 256
-  c.decay_epochs = 3.0                        # learning_rate_decay_epochs
-  c.warmup_epochs = 0.0                       # use_learning_rate_warmup False
-  c.min_learning_rate_fraction = 1e-4         # final_learning_rate = 0.0001 * initial
-  c.grad_clip_norm = 0.0                      # optimizer.minimize: no clipping
-  c.ema_decay = 0.995                         # MOVING_AVERAGE_DECAY
-  c.eval_every_steps = 2000                   # train_steps_per_eval
-  return c
-
-
-def _paper(c):
-  """The paper's §8 setting, extrapolated to batch 1024 (unverified there)."""
-  c.recipe_source = ('Szegedy et al. 2016, Rethinking the Inception Architecture, section 8: '
-                     '50 asynchronous replicas of batch 32')
-  c.recipe_verified_batch_size = 32
-  c.crop_area_range = (0.08, 1.0)
-  c.eval_batch_size = 1000
-  c.num_epochs = 100.0
-  c.learning_rate = 0.045
-  c.base_batch_size = 32
-  c.decay_epochs = 2.0
-  c.warmup_epochs = 5.0
-  c.grad_clip_norm = 2.0
-  c.ema_decay = 0.9999
-  c.eval_every_steps = 5004
-  return c
+# The paper's §8 setting, extrapolated to batch 1024 (unverified there).
+PAPER = {
+    'recipe_source': ('Szegedy et al. 2016, Rethinking the Inception Architecture, section 8: '
+                      '50 asynchronous replicas of batch 32'),
+    'recipe_verified_batch_size': 32,
+    'num_epochs': 100.0,
+    'learning_rate': 0.045,
+    'base_batch_size': 32,
+    'decay_epochs': 2.0,
+    'grad_clip_norm': 2.0,
+    'ema_decay': 0.9999,
+}
 
 
 def get_config(arg: str | None = None):
   """Inception v3 / ImageNet: ``arg`` '' (the Cloud TPU reference run) or 'paper'."""
-  variant = (arg or '').strip() or 'reference'
-  if variant not in VARIANTS:
-    raise ValueError(f'unknown variant {variant!r} of inception_v3_imagenet.py; use '
-                     f'{" or ".join(repr(v) for v in VARIANTS)} (e.g. '
-                     'configs/inception_v3_imagenet.py:paper)')
-  c = _common()
-  return _reference(c) if variant == 'reference' else _paper(c)
+  return imagenet.recipe(arg, {'reference': REFERENCE, 'paper': PAPER}, shared=SHARED,
+                         where=__file__)

@@ -61,9 +61,10 @@ from inception_jax.errors import UserError
 JSON_KEYS = ('model', 'batch', 'size', 'dtype', 'steps', 'warmup', 'machine', 'versions',
              'options', 'macs_per_image', 'flops_per_image', 'peak', 'init', 'train', 'eval',
              'memory', 'pipeline', 'loop', 'compare')
-# --plain choices -> the layers module's switch of that lowering (the backends it runs on).
-PLAIN_SWITCHES = {'conv': 'FAST_LOWERING_BACKENDS', 'norm': 'FAST_NORM_BACKENDS',
-                  'pool': 'FAST_POOL_BACKENDS', 'winograd': 'FAST_WINOGRAD_BACKENDS'}
+# --plain choices -> the fields of the backend's Lowering that take lowering.plain()'s values
+# (the first one says whether that part is on; Winograd is one of FastConv's lowerings).
+PLAIN_SWITCHES = {'conv': ('conv', 'winograd'), 'norm': ('norm',),
+                  'pool': ('max_pool', 'sliced_eval_pool'), 'winograd': ('winograd',)}
 PLAIN_CHOICES = tuple(PLAIN_SWITCHES)
 # Keys of 'train' and 'eval'.
 STEP_KEYS = ('compile_seconds', 'images_per_second', 'step_seconds', 'flops_per_second',
@@ -100,7 +101,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                  help='model override, e.g. --set width_multiplier=0.5 (repeatable)')
   p.add_argument('--num-classes', type=int, default=1000)
   p.add_argument('--aux-weight', type=float, default=None,
-                 help='default 0.3 for GoogLeNet (paper section 5), 0.4 for Inception v3')
+                 help="default: the model's registry entry, 0.3 for GoogLeNet (paper section 5), "
+                      '0.4 for Inception v3')
   p.add_argument('--plain', action='append', default=[], choices=PLAIN_CHOICES,
                  help="run a layer's plain Flax/XLA code instead of this package's lowering "
                  '(same numbers): conv = nn.Conv for FastConv, norm = nn.BatchNorm for '
@@ -111,6 +113,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   p.add_argument('--init', choices=('fast', 'train_state'), default='fast',
                  help="fast: models.init_variables; train_state: the training system's "
                  'create_train_state (jit of model.init)')
+  p.add_argument('--pipeline-only', action='store_true',
+                 help='only the input pipeline of --config=FILE on --config.data_dir, no model '
+                      '(see python -m inception_jax.bench --pipeline-only --helpfull)')
   p.add_argument('--pipeline', choices=('folder', 'digits', 'none'), default='folder')
   p.add_argument('--pipeline-batches', type=int, default=8)
   p.add_argument('--loop', action='store_true', help='also time the whole training loop')
@@ -206,14 +211,25 @@ def cpu_count() -> int:
 
 
 def _cpu_model() -> str:
+  """The CPU by name, family/model and vector ISA: cloud VMs often report only "AMD EPYC", and
+  figures move with the floating-point path (AVX2 against AVX-512), so a figure must say which."""
+  fields: dict[str, str] = {}
   try:
     with open('/proc/cpuinfo') as f:
       for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
+        key, _, value = line.partition(':')
+        fields.setdefault(key.strip(), value.strip())
+        if not line.strip():
+          break  # the first processor is enough
   except OSError:
-    pass
-  return platform.processor() or platform.machine()
+    return platform.processor() or platform.machine()
+  flags = set(fields.get('flags', '').split())
+  isa = 'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else ''
+  parts = [f'family {fields["cpu family"]} model {fields["model"]}'] if 'cpu family' in fields \
+      and 'model' in fields else []
+  parts += [isa] if isa else []
+  name = fields.get('model name') or platform.processor() or platform.machine()
+  return f'{name} ({", ".join(parts)})' if parts else name
 
 
 def host_peak_rss_bytes() -> int:
@@ -298,17 +314,21 @@ def measure_peak(half: bool, size: int | None = None, repeats: int = 5) -> dict[
 
 
 def default_aux_weight(model_name: str) -> float:
-  """GoogLeNet paper section 5: 0.3; Inception v3 (TF-slim / torchvision recipe): 0.4."""
-  return 0.4 if model_name.startswith('inception_v3') else 0.3
+  """The registry entry's aux-loss weight (GoogLeNet 0.3, paper Section 5; Inception v3 0.4, the
+  Cloud TPU reference's); unknown names raise UserError."""
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
+  return models.spec(model_name).default_aux_weight
 
 
 def build_model(args: argparse.Namespace):
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  """The model train.py would build for ``--model``/``--set``, with ``--plain``'s lowering."""
   from inception_jax import models  # pylint: disable=g-import-not-at-top
-  overrides = dict(num_classes=args.num_classes, **_parse_overrides(args.set))
-  if args.half:
-    overrides['dtype'] = jnp.bfloat16
-  model = models.create(args.model, **overrides)
+  from inception_jax.training import model_factory  # pylint: disable=g-import-not-at-top
+  config = _train_config(args, default_aux_weight(args.model))
+  for key, value in _parse_overrides(args.set).items():
+    config.model_overrides[key] = value
+  model = model_factory.build_model(config, num_classes=args.num_classes, check_input_size=False,
+                                    lowering=lowering_for(args.plain))
   models.check_input_size(model, args.size, f'--size {args.size}', args.model)
   return model
 
@@ -516,7 +536,7 @@ def bench_pipeline(args: argparse.Namespace, workdir: str) -> dict[str, Any] | N
 
 
 class InMemoryPipeline:
-  """The training loop's input source (``train_and_evaluate(pipeline=...)``) serving one host
+  """The training loop's input source (``LoopOptions(pipeline=...)``) serving one host
   batch held in memory, without TensorFlow: what is left is the loop's own overhead (host to
   device copies of every batch included)."""
 
@@ -529,9 +549,6 @@ class InMemoryPipeline:
         num_train_examples=self.num_train_examples, num_eval_examples=len(self.batch['label']),
         class_names=[str(i) for i in range(self.num_classes)], image_channels=3,
         train_split='train', eval_split='validation', num_skipped_files=0)
-
-  def steps_per_epoch(self, config, *, process_count=None):
-    return self.num_train_examples // int(config.global_batch_size)
 
   def create_train_iterator(self, config, *, start_step=0, process_index=None,
                             process_count=None):
@@ -588,7 +605,10 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
       config.model_overrides[key] = value
     run_dir = os.path.join(workdir, f'loop_{variant}')
     t = time.perf_counter()
-    loop.train_and_evaluate(config, run_dir, show_progress=False, pipeline=source)
+    # --plain reaches the loop through the model (the config names no lowering).
+    options = loop.LoopOptions(show_progress=False, pipeline=source,
+                               model=build_model(args) if args.plain else None)
+    loop.train_and_evaluate(config, run_dir, options)
     wall = time.perf_counter() - t
     with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
       train_lines = [json.loads(line) for line in f if '"train"' in line]
@@ -606,14 +626,6 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
 
 
 # ----------------------------------------------------------------------------- torchvision
-
-
-TORCHVISION_MODELS = {
-    'googlenet_tv': ('googlenet', None),
-    'googlenet': ('googlenet', "torchvision's GoogLeNet has 3x3 '5x5' branches and a 2x2 pool4 "
-                               '(our googlenet_tv); compare googlenet_tv for like for like'),
-    'inception_v3': ('inception_v3', None),
-}
 
 
 def import_torch():
@@ -637,16 +649,20 @@ def import_torch():
 def bench_torchvision(args: argparse.Namespace, aux_weight: float, on_gpu: bool
                       ) -> dict[str, Any]:
   """Times torchvision's model with the same batch, size and loss, NCHW and channels_last."""
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
   torch, torchvision = import_torch()
-  if args.model not in TORCHVISION_MODELS:
+  # The registry names each entry's torchvision counterpart (and how they differ, if they do).
+  counterparts = [n for n in models.available() if models.spec(n).torchvision_name]
+  if args.model not in counterparts:
     raise UserError(f'--compare torchvision: no torchvision counterpart of {args.model!r}; use '
-                    f'one of {", ".join(sorted(TORCHVISION_MODELS))}')
+                    f'one of {", ".join(counterparts)}')
   overrides = _parse_overrides(args.set)
   if overrides.get('width_multiplier', 1.0) != 1.0 or set(overrides) - {'width_multiplier',
                                                                          'dropout_rate'}:
     raise UserError('--compare torchvision needs the published architecture: drop --set '
                     f'{", ".join(sorted(overrides))}')
-  tv_name, note = TORCHVISION_MODELS[args.model]
+  spec = models.spec(args.model)
+  tv_name, note = spec.torchvision_name, spec.torchvision_note
   threads = args.threads or cpu_count()
   torch.set_num_threads(threads)
   device = 'cuda' if on_gpu and torch.cuda.is_available() else 'cpu'
@@ -770,25 +786,33 @@ def print_report(report: dict[str, Any]) -> None:
       print(f'  note: {c["note"]}')
 
 
-def use_plain_layers(plain: Sequence[str]) -> None:
-  """Turns this package's lowerings named in ``plain`` off for this process (``--plain``)."""
-  from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
-  for name in plain:
-    setattr(layers, PLAIN_SWITCHES[name], ())
+def lowering_for(plain: Sequence[str]):
+  """This backend's ``lowering.Lowering`` with the parts named in ``plain`` (``--plain``) made
+  plain; a new value, so nothing else in the process changes."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from inception_jax import lowering  # pylint: disable=g-import-not-at-top
+  base = lowering.plain()
+  fields = {f: getattr(base, f) for name in plain for f in PLAIN_SWITCHES[name]}
+  return dataclasses.replace(lowering.for_backend(), **fields)
 
 
-def _lowerings() -> dict[str, str]:
-  """Which code each layer runs on this backend, for the report."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
-  pool = 'layers.max_pool gather-form gradient'
-  if jax.default_backend() in layers.SLICE_POOL_BACKENDS:
+def _lowerings(value) -> dict[str, str]:
+  """Which code each layer runs under the Lowering ``value``, for the report."""
+  from inception_jax import lowering  # pylint: disable=g-import-not-at-top
+  base = lowering.plain()
+
+  def name(cls) -> str:
+    package = getattr(cls, '__module__', '').startswith('inception_jax.lowering')
+    return ('lowering.' if package else '') + getattr(cls, '__qualname__', repr(cls))
+
+  pool = 'lowering.max_pool gather-form gradient'
+  if value.sliced_eval_pool:
     pool += ', sliced eval forward'
-  names = {'conv': ('layers.FastConv', 'nn.Conv'), 'norm': ('layers.FastBatchNorm', 'nn.BatchNorm'),
+  names = {'conv': (name(value.conv), 'nn.Conv'), 'norm': (name(value.norm), 'nn.BatchNorm'),
            'pool': (pool, 'autodiff of reduce_window'),
-           'winograd': ('layers.winograd_conv3x3 for wide 3x3s', 'no Winograd')}
-  on = {k: jax.default_backend() in getattr(layers, PLAIN_SWITCHES[k]) for k in PLAIN_CHOICES}
-  on['winograd'] = on['winograd'] and on['conv']  # a FastConv lowering
+           'winograd': ('lowering.winograd_conv3x3 for wide 3x3s', 'no Winograd')}
+  on = {k: getattr(value, PLAIN_SWITCHES[k][0]) != getattr(base, PLAIN_SWITCHES[k][0])
+        for k in PLAIN_CHOICES}
   return {k: names[k][not on[k]] for k in PLAIN_CHOICES}
 
 
@@ -810,7 +834,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   load_start = load_average()
   import jax  # pylint: disable=g-import-not-at-top
 
-  use_plain_layers(args.plain)
   model = build_model(args)
   aux_weight = args.aux_weight if args.aux_weight is not None else default_aux_weight(args.model)
   on_gpu = jax.default_backend() == 'gpu'
@@ -860,7 +883,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   'date': time.strftime('%Y-%m-%d %H:%M:%S %Z')},
       'versions': _versions(),
       'options': {'allocator': _loaded_allocator(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-                  **_lowerings(), 'plain': sorted(set(args.plain)),
+                  **_lowerings(model.lowering), 'plain': sorted(set(args.plain)),
                   'aux_weight': aux_weight, 'overrides': _parse_overrides(args.set),
                   'num_classes': args.num_classes},
       'macs_per_image': ours['macs_per_image'], 'flops_per_image': ours['flops_per_image'],
@@ -872,6 +895,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  if '--pipeline-only' in argv:  # the input pipeline alone, on a prepared dataset
+    from inception_jax import pipeline_rate  # pylint: disable=g-import-not-at-top
+    return pipeline_rate.main([a for a in argv if a != '--pipeline-only'])
   args = parse_args(argv)
   maybe_reexec(args, argv)
   report = run(args)

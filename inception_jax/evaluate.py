@@ -118,6 +118,7 @@ def eval_config(config: Any, meta: dict[str, Any], *, image_size: int | None = N
   """A copy of ``config`` with the checkpoint's image size and normalisation."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   from inception_jax import restore  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
 
   if isinstance(config, ml_collections.ConfigDict):
     config = config.copy_and_resolve_references()
@@ -130,6 +131,7 @@ def eval_config(config: Any, meta: dict[str, Any], *, image_size: int | None = N
       log(f'warning: using normalization={recorded!r} recorded with the checkpoint instead of the '
           f"config's {config.get('normalization')!r}")
       config.normalization = recorded
+  schema.validate_config(config, check_model=False)  # the input pipeline reads it unchecked
   return config
 
 

@@ -143,10 +143,7 @@ def make_plan(config: Any, num_devices: int | None = None,
                     'device count that is a multiple of the process count')
   batch = int(config.global_batch_size)
   for key in ('global_batch_size', 'eval_batch_size'):
-    value = int(config.get(key))
-    if value % num_devices:
-      raise UserError(f'{key}={value} is not divisible by the {num_devices} devices; use a '
-                      f'multiple of {num_devices}')
+    schema.local_batch_size(config, key, num_processes=num_processes, num_devices=num_devices)
   if images_per_second is not None and (
       isinstance(images_per_second, bool) or not isinstance(images_per_second, (int, float))
       or not math.isfinite(images_per_second) or images_per_second <= 0):
@@ -154,10 +151,7 @@ def make_plan(config: Any, num_devices: int | None = None,
 
   train, evals, sizes_from = split_sizes(config, num_train_examples=num_train_examples,
                                          num_eval_examples=num_eval_examples)
-  spe = (train // num_processes) // (batch // num_processes)  # input_pipeline.steps_per_epoch
-  if spe <= 0:
-    raise UserError(f'global_batch_size={batch} is larger than the train split ({train} '
-                    'examples); use a smaller batch')
+  spe = schema.steps_per_epoch(config, train, num_processes)  # as the input pipeline's
   total = optimizers.num_train_steps(config, spe * batch)  # as training/loop.py calls it
   lr_fn = optimizers.create_learning_rate_fn(config, spe, total)
   rate = lambda step: float(lr_fn(step))  # noqa: E731

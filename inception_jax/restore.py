@@ -45,9 +45,9 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from inception_jax import models
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
+from inception_jax.training import model_factory
 
 TRAINING = 'training'
 CONVERTED = 'converted'
@@ -111,15 +111,21 @@ def find_checkpoint_steps(path: str | os.PathLike) -> tuple[list[str], bool]:
                   f'{" or ".join(candidates)})')
 
 
+def _read_item(step_dir: str, item: str, read: Any) -> Any:
+  """``read(path)`` of the ``item`` directory of a step (metadata, state); any failure to find
+  or read it means the step is damaged."""
+  directory = os.path.join(step_dir, item)
+  if not os.path.isdir(directory):
+    raise _Damaged(f'its {item} is missing')
+  try:
+    return read(epath.Path(directory))
+  except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
+    raise _Damaged(f'its {item} is unreadable ({_first_line(e)})') from None
+
+
 def read_metadata(step_dir: str) -> dict[str, Any]:
   """The JSON metadata saved next to a step's state."""
-  directory = os.path.join(step_dir, ckpt_lib.METADATA)
-  if not os.path.isdir(directory):
-    raise _Damaged('its metadata is missing')
-  try:
-    meta = ocp.JsonCheckpointHandler().restore(epath.Path(directory))
-  except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
-    raise _Damaged(f'its metadata is unreadable ({_first_line(e)})') from None
+  meta = _read_item(step_dir, ckpt_lib.METADATA, ocp.JsonCheckpointHandler().restore)
   if not isinstance(meta, dict):
     raise _Damaged('its metadata is not a JSON object')
   return dict(meta)
@@ -141,30 +147,22 @@ def _check_metadata(meta: dict[str, Any], where: str) -> None:
   overrides = meta.get('model_overrides') or {}
   if not isinstance(overrides, dict):
     raise UserError(f'{where} metadata has model_overrides={overrides!r}; expected an object')
-
-
-def build_model(meta: dict[str, Any], where: str = 'checkpoint') -> nn.Module:
-  """``models.create(meta['model'], num_classes=..., **meta['model_overrides'])``."""
-  overrides = {k: v for k, v in (meta.get('model_overrides') or {}).items() if v is not None}
-  overrides.setdefault('num_classes', meta['num_classes'])
-  if overrides['num_classes'] != meta['num_classes']:
+  classes = overrides.get('num_classes')
+  if classes is not None and classes != meta['num_classes']:
     raise UserError(f'{where} metadata is inconsistent: num_classes={meta["num_classes"]} but '
-                    f'model_overrides.num_classes={overrides["num_classes"]}')
-  overrides.pop('dtype', None)  # Inference computes in float32.
+                    f'model_overrides.num_classes={classes}')
+
+
+def _build_model(meta: dict[str, Any], where: str) -> nn.Module:
+  """The network the metadata names, in float32 (inference), as training built it."""
   try:
-    return models.create(meta['model'], **overrides)
+    return model_factory.build_model(meta, check_input_size=False)
   except UserError as e:
     raise UserError(f'{where}: {_first_line(e)}') from None
 
 
 def _tree_metadata(step_dir: str) -> dict[str, Any]:
-  directory = os.path.join(step_dir, ckpt_lib.STATE)
-  if not os.path.isdir(directory):
-    raise _Damaged('its state is missing')
-  try:
-    tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(directory))
-  except Exception as e:  # noqa: BLE001
-    raise _Damaged(f'its state is unreadable ({_first_line(e)})') from None
+  tree = _read_item(step_dir, ckpt_lib.STATE, ocp.PyTreeCheckpointHandler().metadata)
   tree = getattr(tree, 'tree', tree)
   if not isinstance(tree, dict) or 'params' not in tree:
     raise _Damaged('its state has no params')
@@ -179,12 +177,9 @@ def _restore(step_dir: str, tree: dict[str, Any], keys: tuple[str, ...]) -> dict
   """Reads only ``keys`` of the saved state, as numpy arrays."""
   item = {k: tree[k] for k in keys}
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
-  try:
-    out = ocp.PyTreeCheckpointHandler().restore(
-        epath.Path(os.path.join(step_dir, ckpt_lib.STATE)),
-        args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True))
-  except Exception as e:  # noqa: BLE001
-    raise _Damaged(f'its state is unreadable ({_first_line(e)})') from None
+  args = ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
+  out = _read_item(step_dir, ckpt_lib.STATE,
+                   lambda path: ocp.PyTreeCheckpointHandler().restore(path, args=args))
   return jax.tree.map(np.asarray, dict(out))
 
 
@@ -224,7 +219,7 @@ def _load_step(step_dir: str, *, use_ema: bool) -> InferenceCheckpoint:
   where = f'checkpoint {step_dir}'
   meta = read_metadata(step_dir)
   _check_metadata(meta, where)
-  model = build_model(meta, where)
+  model = _build_model(meta, where)
   tree = _tree_metadata(step_dir)
   layout = CONVERTED if set(tree) <= {'params', 'batch_stats'} else TRAINING
   use_ema = use_ema and _has_leaves(tree.get('ema_params', {}))
@@ -335,6 +330,6 @@ def preprocessing_settings(meta: dict[str, Any], defaults: Any = None) -> dict[s
   return out
 
 
-__all__ = ['CONVERTED', 'InferenceCheckpoint', 'TRAINING', 'build_model', 'find_checkpoint_steps',
+__all__ = ['CONVERTED', 'InferenceCheckpoint', 'TRAINING', 'find_checkpoint_steps',
            'load_for_inference', 'preprocessing_settings', 'read_metadata',
            'workdir_config']

@@ -58,8 +58,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
-import importlib.util
 import itertools
 import json
 import os
@@ -68,7 +66,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from typing import Any, Iterable, Sequence
 
 import ml_collections
@@ -76,6 +73,10 @@ from ml_collections.config_dict import placeholder
 
 from inception_jax import errors
 from inception_jax import report as report_lib
+# Config-file loading lives in config_loading (config files use it without this CLI); the sweep
+# uses the same functions, and they stay reachable as ``sweep.load_config_file`` and so on.
+from inception_jax.config_loading import (  # pylint: disable=unused-import
+    apply_overrides, load_config_file, load_config_module, parse_arg, split_config_spec)
 from inception_jax.errors import UserError
 
 MANIFEST = report_lib.MANIFEST
@@ -123,50 +124,6 @@ def sweep_config(base: str, *, seeds: Sequence[int] = (0, 1, 2),
   return c
 
 
-def parse_arg(arg: str | None, allowed: Sequence[str], default: Sequence[str] = ()
-              ) -> set[str]:
-  """Config-file ``arg`` as a set of comma-separated options (``'imagenet,product'``)."""
-  options = {a.strip() for a in (arg or '').split(',') if a.strip()} or set(default)
-  unknown = sorted(options - set(allowed))
-  if unknown:
-    raise UserError(f'unknown config option {", ".join(map(repr, unknown))}; choose from '
-                    f'{", ".join(allowed)} (comma-separated), e.g. --config=FILE.py:{allowed[0]}')
-  return options
-
-
-def split_config_spec(spec: str) -> tuple[str, str | None]:
-  """``'path.py:arg'`` -> (``'path.py'``, ``'arg'``); train.py's ``--config`` syntax."""
-  head, sep, tail = spec.partition('.py:')
-  if sep:
-    return head + '.py', tail
-  return spec, None
-
-
-def load_config_module(path: str, *, relative_to: str | None = None) -> types.ModuleType:
-  """Imports a Python file by path (configs are files, not a package: this works from any
-  working directory). A relative ``path`` is taken from ``relative_to`` when given."""
-  if relative_to is not None and not os.path.isabs(path):
-    path = os.path.join(relative_to, path)
-  path = os.path.abspath(path)
-  if not os.path.isfile(path):
-    raise UserError(f'config file {path!r} does not exist')
-  name = '_inception_jax_config_' + hashlib.sha1(path.encode()).hexdigest()[:12]
-  module_spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module
-
-
-def load_config_file(spec: str, *, relative_to: str | None = None) -> ml_collections.ConfigDict:
-  """``get_config(arg)`` of a config file given as ``path[:arg]``, as config_flags loads it
-  (``get_config()`` without an arg). Config files use it to build on each other."""
-  path, arg = split_config_spec(spec)
-  module = load_config_module(path, relative_to=relative_to)
-  if not hasattr(module, 'get_config'):
-    raise UserError(f'config file {path!r} defines no get_config()')
-  return module.get_config(arg) if arg is not None else module.get_config()
-
-
 def flatten(tree: Any, prefix: str = '', *, skip_none: bool = False) -> dict[str, Any]:
   """Nested ConfigDict / dict -> ``{'a.b': leaf}`` in insertion order."""
   out: dict[str, Any] = {}
@@ -178,28 +135,6 @@ def flatten(tree: Any, prefix: str = '', *, skip_none: bool = False) -> dict[str
     elif not (skip_none and value is None):
       out[path] = value
   return out
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any], where: str
-                    ) -> ml_collections.ConfigDict:
-  """Sets dotted fields like ``--config.a.b=v`` would; unknown fields and bad types are
-  UserErrors naming ``where``."""
-  config = ml_collections.ConfigDict(config)  # a deep copy, same field types
-  for path, value in overrides.items():
-    parent, keys = config, path.split('.')
-    for key in keys[:-1]:
-      if key not in parent or not isinstance(parent[key], ml_collections.ConfigDict):
-        raise UserError(f'{path!r} is not a field of {where}')
-      parent = parent[key]
-    if keys[-1] not in parent:
-      raise UserError(f'{path!r} is not a field of {where}')
-    try:
-      with parent.unlocked():
-        parent[keys[-1]] = value
-    except (TypeError, ValueError) as e:
-      raise UserError(f'{path}={value!r} does not fit {where}: {" ".join(str(e).split())}'
-                      ) from None
-  return config
 
 
 def flag_value(value: Any) -> str:

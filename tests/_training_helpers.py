@@ -1,8 +1,10 @@
 """Helpers for the training tests, and the worker of the two-process test.
 
 ``TinyNet`` follows the models contract (ModelOutput with logits and aux logits, BatchNorm,
-dropout, ``num_classes``/``dtype``/``aux_logits`` fields, ``min_input_size()``) at a size that
-compiles in a second, so tests of the model-agnostic parts (parallel, checkpoint, loop) stay fast.
+dropout, ``num_classes``/``dtype``/``aux_logits`` fields, ``check_config()``,
+``min_input_size()``) at a size that compiles in a second, so tests of the model-agnostic parts
+(parallel, checkpoint, loop) stay fast. ``TINYNET`` is its registry entry, for the tests that
+need it by name (``registered``; tests/fault_helpers.py registers it in its train.py).
 
 Run as a script it is one process of a ``jax.distributed`` job (see test_multihost.py)::
 
@@ -12,11 +14,12 @@ Run as a script it is one process of a ``jax.distributed`` job (see test_multiho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import flax.linen as nn
 import jax
@@ -26,8 +29,19 @@ import numpy as np
 if __name__ == '__main__':  # as a script: make the repo importable
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from inception_jax import models  # pylint: disable=g-import-not-at-top
 from inception_jax.models import ModelOutput  # pylint: disable=g-import-not-at-top
+from inception_jax.training import programs, run_setup  # pylint: disable=g-import-not-at-top
 from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+
+# One cache of compiled programs for every in-process run of the suite: runs of the same program
+# (TinyNet on 2 devices, in several test files) compile it once.
+PROGRAMS = programs.ProgramCache()
+
+
+def loop_options(**fields) -> run_setup.LoopOptions:
+  """The loop's options for a test run: no progress bar, the suite's program cache."""
+  return run_setup.LoopOptions(**{'show_progress': False, 'programs': PROGRAMS, **fields})
 
 
 class TinyNet(nn.Module):
@@ -39,6 +53,9 @@ class TinyNet(nn.Module):
   aux_logits: bool = True
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None   # synchronised batch norm, as the real models' field
+
+  def check_config(self) -> None:
+    pass
 
   def min_input_size(self) -> int:
     return 8
@@ -63,6 +80,19 @@ class TinyNet(nn.Module):
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name='fc')(x)
     aux = {k: v.astype(jnp.float32) for k, v in aux.items()} if train else {}
     return ModelOutput(logits=logits.astype(jnp.float32), aux_logits=aux)
+
+
+TINYNET = models.ModelSpec(TinyNet, 'test model (tests/_training_helpers.py)')
+
+
+@contextlib.contextmanager
+def registered(name: str, spec: models.ModelSpec) -> Iterator[None]:
+  """``spec`` in the model registry as ``name`` for the duration of the block."""
+  models.register(name, spec)
+  try:
+    yield
+  finally:
+    models.unregister(name)
 
 
 def numpy_init(abstract, seed=0):
@@ -147,8 +177,8 @@ def _worker(argv=None) -> None:
   for mode in args.modes.split(','):
     config = tiny_config(parallel=mode, num_train_steps=4, checkpoint_every_steps=2,
                          log_every_steps=2)
-    result = loop.train_and_evaluate(config, os.path.join(args.workdir, mode), model=TinyNet(),
-                                     show_progress=False)
+    result = loop.train_and_evaluate(config, os.path.join(args.workdir, mode),
+                                     loop_options(model=TinyNet()))
     out[mode] = {'step': result.step, 'checksum': checkpoint.state_checksum(result.state),
                  'eval': result.final_eval}
   print('RESULT ' + json.dumps(out), flush=True)

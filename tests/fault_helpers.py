@@ -27,6 +27,7 @@ The module also holds the helpers the tests share (running it, reading results).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -60,12 +61,13 @@ def install_fault(spec: str) -> None:
     sig = signal.SIGKILL if point == 'step' else signal.SIGTERM
     original_train = loop.train_and_evaluate
 
-    def train(*args, **kwargs):
+    def train(config, workdir, options=None, **fields):
       def hook(step):
         if step == n:
           _die(sig, f'after step {step}')
-      kwargs['hooks'] = tuple(kwargs.get('hooks', ())) + (hook,)
-      return original_train(*args, **kwargs)
+      options = dataclasses.replace(options or loop.LoopOptions(), **fields)
+      options = dataclasses.replace(options, hooks=tuple(options.hooks) + (hook,))
+      return original_train(config, workdir, options)
     loop.train_and_evaluate = train
   elif point in ('save', 'commit', 'fsize'):
     from orbax.checkpoint._src.path import atomicity  # pylint: disable=g-import-not-at-top
@@ -123,14 +125,9 @@ def install_fault(spec: str) -> None:
 
 def register_tinynet() -> None:
   """Adds ``tinynet`` to the model registry of this process (test-only)."""
-  from _training_helpers import TinyNet  # pylint: disable=g-import-not-at-top
+  from _training_helpers import TINYNET  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
-
-  class RegisteredTinyNet(TinyNet):
-    def check_config(self):
-      pass
-
-  models._REGISTRY.setdefault('tinynet', (RegisteredTinyNet, 'test model (tests/fault_helpers)'))  # pylint: disable=protected-access
+  models.register('tinynet', TINYNET)
 
 
 def main() -> None:

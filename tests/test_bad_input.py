@@ -23,7 +23,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 import pytest
-from _training_helpers import TinyNet, numpy_train_state, tiny_config
+from _training_helpers import TinyNet, loop_options, numpy_train_state, tiny_config
 import fault_helpers as fh
 
 from inception_jax import errors
@@ -173,10 +173,10 @@ def _inproc_case(what, tmp, tiny) -> Callable[[], Any]:
   workdir = _fill(what.pop('workdir', '{tmp}/w'), tmp, tiny)
   if what.pop('tinynet', False):  # reaches the point after initialisation: TinyNet's is cheap
     config = tiny_config(**what)
-    return lambda: loop.train_and_evaluate(config, workdir, model=TinyNet(), num_devices=2,
-                                           show_progress=False)
+    return lambda: loop.train_and_evaluate(config, workdir,
+                                           loop_options(model=TinyNet(), num_devices=2))
   config = _config(**what)
-  return lambda: loop.train_and_evaluate(config, workdir, show_progress=False)
+  return lambda: loop.train_and_evaluate(config, workdir, loop_options())
 
 
 def _call_case(what, tmp) -> Callable[[], Any]:
@@ -336,8 +336,8 @@ def test_unreadable_files_in_an_image_folder_are_skipped_counted_and_training_co
                        global_batch_size=8, eval_batch_size=8, num_train_steps=2,
                        checkpoint_every_steps=0, log_every_steps=2)
   with caplog.at_level('WARNING'):
-    result = loop.train_and_evaluate(config, str(tmp_path / 'w'), model=TinyNet(num_classes=2),
-                                     num_devices=2, show_progress=False)
+    result = loop.train_and_evaluate(config, str(tmp_path / 'w'),
+                                     loop_options(model=TinyNet(num_classes=2), num_devices=2))
   assert result.step == 2 and result.final_eval['num_examples'] == 4
   warnings = [r.getMessage() for r in caplog.records if 'skipped 2' in r.getMessage()]
   assert warnings, [r.getMessage() for r in caplog.records]
@@ -345,8 +345,8 @@ def test_unreadable_files_in_an_image_folder_are_skipped_counted_and_training_co
 
 def test_changed_step_count_is_allowed_with_a_warning(tmp_path, capsys):
   workdir = _tiny_checkpoint(tmp_path / 'w', step=8, total_steps=8)
-  result = loop.train_and_evaluate(tiny_config(num_train_steps=6), workdir, model=TinyNet(),
-                                   num_devices=2, show_progress=False)
+  result = loop.train_and_evaluate(tiny_config(num_train_steps=6), workdir,
+                                   loop_options(model=TinyNet(), num_devices=2))
   assert result.resumed_from == 8 and result.final_eval['num_examples'] == 360
   assert 'warning: num_train_steps changed from 8 to 6' in capsys.readouterr().out
 

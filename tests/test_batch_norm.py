@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _training_helpers import TinyNet, numpy_train_state, tiny_config
+from _training_helpers import TinyNet, loop_options, numpy_train_state, tiny_config
 
 from inception_jax import models
 from inception_jax.models import layers
-from inception_jax.training import loop, optimizers, parallel
+from inception_jax.training import loop, model_factory, optimizers, parallel
 from inception_jax.training import state as state_lib
 from inception_jax.training import step as step_lib
 
@@ -52,12 +52,9 @@ def test_precise_statistics_close_the_train_eval_gap_on_their_batch():
   gap_before = float(jnp.abs(before - train_logits).max())
 
   dp = parallel.DataParallel('pmap', 1)
-  programs = loop.Programs(
-      model=model, tx=None, learning_rate_fn=None, init_fn=None, abstract_state=None,
-      train_step=None, eval_step=None,
-      bn_stats_step=dp.eval_step(step_lib.make_batch_norm_stats_step(
-          model, momentum=models.BN_MOMENTUM, axis_name=dp.axis_name)))
-  state = loop.precise_batch_stats(programs, dp.put_state(host_state), [batch], 1, dp)
+  bn_stats_step = dp.eval_step(step_lib.make_batch_norm_stats_step(
+      model, momentum=models.BN_MOMENTUM, axis_name=dp.axis_name))
+  state = loop.precise_batch_stats(bn_stats_step, dp.put_state(host_state), [batch], 1, dp)
   precise = dp.get_state(state)
   after = model.apply(variables(precise), images, train=False).logits
   gap_after = float(jnp.abs(after - train_logits).max())
@@ -77,13 +74,10 @@ def test_precise_statistics_average_several_batches_over_devices():
 
   def stats_on(n):
     dp = parallel.DataParallel('shard_map', n)
-    programs = loop.Programs(
-        model=model, tx=None, learning_rate_fn=None, init_fn=None, abstract_state=None,
-        train_step=None, eval_step=None,
-        bn_stats_step=dp.eval_step(step_lib.make_batch_norm_stats_step(
-            model, momentum=models.BN_MOMENTUM, axis_name=dp.axis_name)))
-    return dp.get_state(loop.precise_batch_stats(programs, dp.put_state(host_state), batches,
-                                                 2, dp)).batch_stats
+    bn_stats_step = dp.eval_step(step_lib.make_batch_norm_stats_step(
+        model, momentum=models.BN_MOMENTUM, axis_name=dp.axis_name))
+    return dp.get_state(loop.precise_batch_stats(bn_stats_step, dp.put_state(host_state),
+                                                 batches, 2, dp)).batch_stats
 
   one, four = stats_on(1), stats_on(4)
   # The first layer's means agree. (Deeper layers see inputs each device normalised with its own
@@ -106,10 +100,9 @@ def test_precise_bn_in_the_loop_changes_only_the_statistics_and_lowers_the_eval_
   config = tiny_config(num_train_steps=6, learning_rate=0.4, lr_schedule='constant',
                        log_every_steps=6, checkpoint_every_steps=0, eval_every_steps=3)
   model = TinyNet(dropout_rate=0.0)
-  plain = loop.train_and_evaluate(config, tmp_path / 'plain', model=model, show_progress=False)
+  plain = loop.train_and_evaluate(config, tmp_path / 'plain', loop_options(model=model))
   config.precise_bn_batches = 4
-  precise = loop.train_and_evaluate(config, tmp_path / 'precise', model=model,
-                                    show_progress=False)
+  precise = loop.train_and_evaluate(config, tmp_path / 'precise', loop_options(model=model))
   for a, b in zip(jax.tree.leaves(plain.state.params), jax.tree.leaves(precise.state.params)):
     np.testing.assert_array_equal(a, b)
   assert precise.final_eval['num_examples'] == plain.final_eval['num_examples'] == 360
@@ -175,10 +168,10 @@ def test_conv_bn_norm_axis_name_averages_statistics_over_the_axis():
 
 def test_sync_batch_norm_config_reaches_the_model():
   config = tiny_config(model='googlenet', image_size=32, sync_batch_norm=True)
-  model = loop.build_model(config, 10)
+  model = model_factory.build_model(config, num_classes=10)
   assert model.bn_axis_name == step_lib.AXIS_NAME
   config.sync_batch_norm = False
-  assert loop.build_model(config, 10).bn_axis_name is None
+  assert model_factory.build_model(config, num_classes=10).bn_axis_name is None
 
 
 def test_bn_momentum_sets_the_running_decay_and_precise_bn_follows_it():

@@ -60,7 +60,7 @@ def test_end_to_end_json(tmp_path, capsys):
   pipeline = report['pipeline']
   assert pipeline['dataset'] == 'folder' and _positive(pipeline['images_per_second'])
   assert pipeline['batch_shape'] == [2, 32, 32, 3]
-  assert report['options']['conv'] == 'layers.FastConv' and report['options']['plain'] == []
+  assert report['options']['conv'] == 'lowering.FastConv' and report['options']['plain'] == []
   assert report['loop'] is None and report['compare'] is None
   printed = capsys.readouterr().out
   assert 'train:' in printed and 'img/s' in printed
@@ -142,17 +142,34 @@ def test_loop_on_in_memory_batches(tmp_path):
   assert [m['step'] for m in metrics if 'train' in json.dumps(m)] == [args.steps, 2 * args.steps]
 
 
-def test_plain_switches_turn_the_named_lowerings_off(monkeypatch):
-  from inception_jax.models import layers  # pylint: disable=g-import-not-at-top
-  for name in bench.PLAIN_SWITCHES.values():
-    monkeypatch.setattr(layers, name, getattr(layers, name))  # restored after the test
-  assert bench._lowerings()['winograd'] == 'layers.winograd_conv3x3 for wide 3x3s'  # pylint: disable=protected-access
+def test_plain_builds_a_lowering_and_changes_nothing_else():
+  """--plain gives the benchmarked model a Lowering with the named parts plain; the backend's
+  own lowering, which every other model in the process gets, stays as it was."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from inception_jax import lowering  # pylint: disable=g-import-not-at-top
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
+  backend = lowering.for_backend()
+  plain = lowering.plain()
   args = bench.parse_args(TINY + ['--plain', 'norm', '--plain-conv'])
   assert args.plain == ['norm', 'conv']
-  bench.use_plain_layers(args.plain)
-  assert layers.FAST_NORM_BACKENDS == () and layers.FAST_LOWERING_BACKENDS == ()
-  assert layers.FAST_POOL_BACKENDS != () and layers.FAST_WINOGRAD_BACKENDS != ()
+  chosen = bench.lowering_for(args.plain)
   # Winograd is one of FastConv's lowerings: plain convolutions have none.
-  assert bench._lowerings() == {'conv': 'nn.Conv', 'norm': 'nn.BatchNorm',  # pylint: disable=protected-access
-                                'pool': 'layers.max_pool gather-form gradient, sliced eval forward',
-                                'winograd': 'no Winograd'}
+  assert chosen == dataclasses.replace(backend, conv=plain.conv, winograd=False, norm=plain.norm)
+  assert bench.build_model(args).lowering == chosen
+  assert lowering.for_backend() == backend and models.create('googlenet_tv').lowering is None
+  assert bench.lowering_for(list(bench.PLAIN_CHOICES)) == plain
+  assert bench.lowering_for([]) == backend
+  # What the report says each layer runs.
+  cpu = lowering.for_backend('cpu')
+  assert bench._lowerings(cpu) == {  # pylint: disable=protected-access
+      'conv': 'lowering.FastConv', 'norm': 'lowering.FastBatchNorm',
+      'pool': 'lowering.max_pool gather-form gradient, sliced eval forward',
+      'winograd': 'lowering.winograd_conv3x3 for wide 3x3s'}
+  assert bench._lowerings(dataclasses.replace(  # pylint: disable=protected-access
+      cpu, conv=plain.conv, winograd=False, norm=plain.norm)) == {
+          'conv': 'nn.Conv', 'norm': 'nn.BatchNorm',
+          'pool': 'lowering.max_pool gather-form gradient, sliced eval forward',
+          'winograd': 'no Winograd'}
+  assert bench._lowerings(plain) == {  # pylint: disable=protected-access
+      'conv': 'nn.Conv', 'norm': 'nn.BatchNorm', 'pool': 'autodiff of reduce_window',
+      'winograd': 'no Winograd'}

@@ -1,7 +1,8 @@
 """Checkpoints through the real loop: round trip, SIGTERM, resume == uninterrupted, NaN, refusal.
 
 TinyNet (tests/_training_helpers.py) on the bundled digits: every run shares one set of compiled
-programs (the loop's program cache), so each run costs little more than its input pipeline.
+programs (the suite's ProgramCache, tests/_training_helpers.py), so each run costs little more
+than its input pipeline.
 """
 
 import json
@@ -12,7 +13,7 @@ import threading
 import jax
 import numpy as np
 import pytest
-from _training_helpers import TinyNet, tiny_config
+from _training_helpers import TinyNet, loop_options, tiny_config
 
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
@@ -24,8 +25,8 @@ NUM_DEVICES = 2
 
 
 def _train(workdir, config=None, model=None, **kwargs):
-  return loop.train_and_evaluate(config or tiny_config(), str(workdir), model=model or TinyNet(),
-                                 num_devices=NUM_DEVICES, show_progress=False, **kwargs)
+  return loop.train_and_evaluate(config or tiny_config(), str(workdir), loop_options(
+      model=model or TinyNet(), num_devices=NUM_DEVICES, **kwargs))
 
 
 def _sigterm_at(step_to_stop):

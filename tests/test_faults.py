@@ -21,7 +21,7 @@ from concurrent import futures
 import jax
 import numpy as np
 import pytest
-from _training_helpers import TinyNet, tiny_config
+from _training_helpers import TINYNET, TinyNet, loop_options, registered, tiny_config
 import fault_helpers as fh
 
 from inception_jax import errors
@@ -36,8 +36,8 @@ NUM_DEVICES = 2   # as tests/test_checkpoint.py: the same compiled programs
 
 
 def _train(workdir, config=None, **kwargs):
-  return loop.train_and_evaluate(config or tiny_config(), str(workdir), model=TinyNet(),
-                                 num_devices=NUM_DEVICES, show_progress=False, **kwargs)
+  return loop.train_and_evaluate(config or tiny_config(), str(workdir), loop_options(
+      model=TinyNet(), num_devices=NUM_DEVICES, **kwargs))
 
 
 def _same(a, b) -> bool:
@@ -161,16 +161,15 @@ def test_damaged_newest_checkpoint_is_moved_aside_and_training_resumes_from_the_
     assert len(f.readlines()) == 1
 
 
-def test_flipped_byte_is_caught_by_the_inference_loader_too(reference, tmp_path, monkeypatch):
-  from inception_jax import models, restore  # pylint: disable=g-import-not-at-top
-  monkeypatch.setitem(models._REGISTRY, 'tinynet', (TinyNet, 'test'))  # pylint: disable=protected-access
-  monkeypatch.setattr(TinyNet, 'check_config', lambda self: None, raising=False)
+def test_flipped_byte_is_caught_by_the_inference_loader_too(reference, tmp_path):
+  from inception_jax import restore  # pylint: disable=g-import-not-at-top
   workdir = _copy(reference, tmp_path)
   _flip_byte(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
-  loaded = restore.load_for_inference(workdir)
-  assert loaded.meta['step'] == 6
-  with pytest.raises(UserError, match='damaged: checksum mismatch in params'):
-    restore.load_for_inference(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
+  with registered('tinynet', TINYNET):
+    loaded = restore.load_for_inference(workdir)
+    assert loaded.meta['step'] == 6
+    with pytest.raises(UserError, match='damaged: checksum mismatch in params'):
+      restore.load_for_inference(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
 
 
 def test_init_from_refuses_a_damaged_checkpoint(reference, tmp_path):

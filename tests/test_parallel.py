@@ -210,17 +210,6 @@ def test_abandoned_prefetch_stops_its_thread_after_the_item_in_hand():
   assert len(pulled) == count
 
 
-def test_batch_not_divisible_is_a_user_error():
-  dp = parallel.DataParallel('pmap', 8)
-  assert dp.local_batch_size(16) == 16
-  with pytest.raises(UserError, match='not divisible by the 8 devices'):
-    dp.local_batch_size(12)
-  with pytest.raises(UserError, match='eval_batch_size'):
-    dp.local_batch_size(20, 'eval_batch_size')
-  with pytest.raises(UserError, match='positive'):
-    dp.local_batch_size(0)
-
-
 def test_bad_parallel_settings_are_user_errors():
   with pytest.raises(UserError, match='parallel mode'):
     parallel.DataParallel('vmap')

@@ -191,7 +191,7 @@ def test_image_too_small_is_one_line_before_compiling(tmp_path):
   config.image_size = 16
   with pytest.raises(UserError, match='image_size=16 is too small for googlenet: it needs at '
                                       'least 31 px') as e:
-    loop.train_and_evaluate(config, str(tmp_path), show_progress=False)
+    loop.train_and_evaluate(config, str(tmp_path), loop.LoopOptions(show_progress=False))
   assert '\n' not in str(e.value)
 
 
@@ -321,6 +321,20 @@ def test_validate_config_classes_and_length():
   config = tiny_config(num_train_steps=0, num_epochs=0.0)
   with pytest.raises(UserError, match='num_epochs or config.num_train_steps'):
     schema.validate_config(config, check_model=False)
+
+
+def test_batches_must_split_over_devices_and_processes_and_fit_the_train_split():
+  config = tiny_config(global_batch_size=16, eval_batch_size=20)
+  share = lambda key, **counts: schema.local_batch_size(config, key, **counts)
+  assert share('global_batch_size', num_processes=2, num_devices=8) == 8
+  with pytest.raises(UserError, match='eval_batch_size=20 is not divisible by the 8 devices'):
+    share('eval_batch_size', num_processes=1, num_devices=8)
+  with pytest.raises(UserError, match='eval_batch_size=20 is not divisible by the 3 processes'):
+    share('eval_batch_size', num_processes=3)
+  assert schema.steps_per_epoch(config, 100, num_processes=2) == 6  # (100 // 2) // (16 // 2)
+  with pytest.raises(UserError, match=r'global_batch_size=16 is larger than the train split '
+                                      r'\(15 examples\)'):
+    schema.steps_per_epoch(config, 15, num_processes=1)
 
 
 @pytest.mark.parametrize('name', ['default', 'googlenet_imagenet', 'inception_v3_imagenet'])

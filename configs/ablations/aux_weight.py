@@ -22,20 +22,20 @@ Options (``:opt[,opt]``):
     seed per cell.
 """
 
-from inception_jax import sweep
+from inception_jax import config_loading, sweep
+
+BASES = {  # dataset option -> (training config, description)
+    'digits': ('configs/default.py', 'GoogLeNet aux-loss weight on digits (offline)'),
+    'imagenet': ('configs/googlenet_imagenet.py', 'GoogLeNet aux-loss weight on ImageNet'),
+}
 
 
 def get_config(arg: str | None = None):
   """The aux-weight sweep (``arg``: 'digits' or 'imagenet')."""
-  options = sweep.parse_arg(arg, ('digits', 'imagenet'), default=('digits',))
-  if len(options) > 1:
-    raise ValueError('choose one of digits, imagenet')
-  if 'imagenet' in options:
-    c = sweep.sweep_config('configs/googlenet_imagenet.py', seeds=(0, 1, 2),
-                           description='GoogLeNet aux-loss weight on ImageNet')
-  else:
-    c = sweep.sweep_config('configs/default.py', seeds=(0, 1, 2),
-                           description='GoogLeNet aux-loss weight on digits (offline)')
+  dataset, _ = config_loading.dataset_option(arg, default='digits')
+  base, description = BASES[dataset]
+  c = sweep.sweep_config(base, seeds=(0, 1, 2), description=description)
+  if dataset == 'digits':
     c.overrides.eval_every_steps = 44
   c.axes['aux_weight'] = (0.0, 0.1, 0.3, 1.0)
   return c

@@ -32,8 +32,12 @@ Options (``:opt[,opt]``):
   product: the full product of the four switches.
 """
 
-from inception_jax import sweep
+from inception_jax import config_loading, sweep
 
+BASES = {  # dataset option -> (training config, description)
+    'digits': ('configs/default.py', 'Inception v3 factorisations on digits (offline)'),
+    'imagenet': ('configs/inception_v3_imagenet.py', 'Inception v3 factorisations on ImageNet'),
+}
 SWITCHES = (
     # (variant name, model_overrides field, value that undoes the factorisation, released value)
     ('stem_7x7', 'stem', '7x7', '3x3'),
@@ -45,15 +49,10 @@ SWITCHES = (
 
 def get_config(arg: str | None = None):
   """The factorisation sweep (``arg``: digits | imagenet, optionally ``,product``)."""
-  options = sweep.parse_arg(arg, ('digits', 'imagenet', 'product'))
-  if {'digits', 'imagenet'} <= options:
-    raise ValueError('choose one of digits, imagenet')
-  if 'imagenet' in options:
-    c = sweep.sweep_config('configs/inception_v3_imagenet.py', seeds=(0, 1, 2),
-                           description='Inception v3 factorisations on ImageNet')
-  else:
-    c = sweep.sweep_config('configs/default.py', seeds=(0, 1, 2),
-                           description='Inception v3 factorisations on digits (offline)')
+  dataset, options = config_loading.dataset_option(arg, default='digits', extra=('product',))
+  base, description = BASES[dataset]
+  c = sweep.sweep_config(base, seeds=(0, 1, 2), description=description)
+  if dataset == 'digits':
     c.overrides.model = 'inception_v3'
     c.overrides.image_size = 75
     c.overrides.model_overrides.aux_adaptive = True

@@ -17,7 +17,7 @@ Options (``:opt``):
     seed (the paper reports single runs): ``--config.seeds='(0, 1, 2)'`` for more.
 """
 
-from inception_jax import sweep
+from inception_jax import config_loading, sweep
 
 ROWS = ('01_googlenet', '02_bn_googlenet', '03_bn_inception', '04_inception_v2', '05_rmsprop',
         '06_label_smoothing', '07_factorized_7x7', '08_bn_auxiliary')
@@ -25,10 +25,7 @@ ROWS = ('01_googlenet', '02_bn_googlenet', '03_bn_inception', '04_inception_v2',
 
 def get_config(arg: str | None = None):
   """The ladder sweep (``arg``: 'digits' or 'imagenet')."""
-  options = sweep.parse_arg(arg, ('digits', 'imagenet'), default=('digits',))
-  if len(options) > 1:
-    raise ValueError('choose one of digits, imagenet')
-  dataset = options.pop()
+  dataset, _ = config_loading.dataset_option(arg, default='digits')
   c = sweep.sweep_config(f'configs/ladder/{ROWS[0]}.py:{dataset}',
                          seeds=(0,) if dataset == 'imagenet' else (0, 1, 2),
                          description=f'Rethinking the Inception Architecture, Table 3 ({dataset})')

@@ -18,20 +18,11 @@ setting.
   python train.py --config=configs/ladder/01_googlenet.py:digits --workdir=/tmp/ladder01  # smoke
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'model': 'googlenet_2014'}
-
-
-def get_config(arg: str | None = None):
-  """Row 1 (``arg``: 'imagenet', the default, or 'digits' for a smoke run)."""
-  c = common.recipe('googlenet_imagenet')
-  if common.dataset_option(arg) == 'digits':
-    c = common.digits_smoke(c, image_size=32, width_multiplier=0.25)
-  return common.finish(c, CHANGES, row='GoogLeNet', top1_error=29.0, top5_error=9.2,
-                       cost_bn_ops=1.5, where='01_googlenet')
+get_config = common.row(__file__, CHANGES, recipe='googlenet_imagenet',
+                        digits=dict(image_size=32, width_multiplier=0.25),
+                        row='GoogLeNet', top1_error=29.0, top5_error=9.2, cost_bn_ops=1.5)

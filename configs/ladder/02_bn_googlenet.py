@@ -10,18 +10,10 @@ Change from row 1: ``model`` googlenet_2014 -> googlenet (only).
   python train.py --config=configs/ladder/02_bn_googlenet.py --workdir=/ckpt/ladder/02
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'model': 'googlenet'}
-
-
-def get_config(arg: str | None = None):
-  """Row 2 (``arg``: 'imagenet', the default, or 'digits')."""
-  c = common.previous('01_googlenet.py', arg)
-  return common.finish(c, CHANGES, row='BN-GoogLeNet', top1_error=26.8, top5_error=None,
-                       cost_bn_ops=1.5, where='02_bn_googlenet')
+get_config = common.row(__file__, CHANGES, previous='01_googlenet.py',
+                        row='BN-GoogLeNet', top1_error=26.8, top5_error=None, cost_bn_ops=1.5)

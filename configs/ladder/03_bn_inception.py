@@ -26,18 +26,10 @@ Where it differs from Ioffe & Szegedy's network (their Section 4.1 and appendix 
   python train.py --config=configs/ladder/03_bn_inception.py --workdir=/ckpt/ladder/03
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'model_overrides.factorize_5x5': True}
-
-
-def get_config(arg: str | None = None):
-  """Row 3 (``arg``: 'imagenet', the default, or 'digits')."""
-  c = common.previous('02_bn_googlenet.py', arg)
-  return common.finish(c, CHANGES, row='BN-Inception', top1_error=25.2, top5_error=7.8,
-                       cost_bn_ops=2.0, where='03_bn_inception')
+get_config = common.row(__file__, CHANGES, previous='02_bn_googlenet.py',
+                        row='BN-Inception', top1_error=25.2, top5_error=7.8, cost_bn_ops=2.0)

@@ -27,23 +27,14 @@ lists 3.8 and 4.8 G ops.
   python train.py --config=configs/ladder/04_inception_v2.py --workdir=/ckpt/ladder/04
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'optimizer': 'sgd', 'label_smoothing': 0.0, 'model_overrides.stem': '7x7',
            'model_overrides.bn_auxiliary': False}
-
-
-def get_config(arg: str | None = None):
-  """Row 4 (``arg``: 'imagenet', the default, or 'digits': 75 px, width 0.25, adaptive aux pool,
-  since the released aux head needs 299 px)."""
-  c = common.recipe('inception_v3_imagenet')
-  if common.dataset_option(arg) == 'digits':
-    c = common.digits_smoke(c, image_size=75, width_multiplier=0.25)
-    c.model_overrides.aux_adaptive = True
-  return common.finish(c, CHANGES, row='Inception-v2', top1_error=23.4, top5_error=None,
-                       cost_bn_ops=3.8, where='04_inception_v2')
+# On digits: 75 px (the trunk's minimum), width 0.25, and the adaptive aux pool, since the released
+# aux head needs 299 px.
+get_config = common.row(__file__, CHANGES, recipe='inception_v3_imagenet',
+                        digits=dict(image_size=75, width_multiplier=0.25, aux_adaptive=True),
+                        row='Inception-v2', top1_error=23.4, top5_error=None, cost_bn_ops=3.8)

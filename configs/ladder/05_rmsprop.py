@@ -10,18 +10,10 @@ Change from row 4: ``optimizer`` sgd -> rmsprop (only; ``rmsprop_decay`` 0.9 and
   python train.py --config=configs/ladder/05_rmsprop.py --workdir=/ckpt/ladder/05
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'optimizer': 'rmsprop'}
-
-
-def get_config(arg: str | None = None):
-  """Row 5 (``arg``: 'imagenet', the default, or 'digits')."""
-  c = common.previous('04_inception_v2.py', arg)
-  return common.finish(c, CHANGES, row='+RMSProp', top1_error=23.1, top5_error=6.3,
-                       cost_bn_ops=3.8, where='05_rmsprop')
+get_config = common.row(__file__, CHANGES, previous='04_inception_v2.py',
+                        row='+RMSProp', top1_error=23.1, top5_error=6.3, cost_bn_ops=3.8)

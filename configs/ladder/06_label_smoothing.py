@@ -9,18 +9,10 @@ Change from row 5: ``label_smoothing`` 0.0 -> 0.1 (only).
   python train.py --config=configs/ladder/06_label_smoothing.py --workdir=/ckpt/ladder/06
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'label_smoothing': 0.1}
-
-
-def get_config(arg: str | None = None):
-  """Row 6 (``arg``: 'imagenet', the default, or 'digits')."""
-  c = common.previous('05_rmsprop.py', arg)
-  return common.finish(c, CHANGES, row='+Label Smoothing', top1_error=22.8, top5_error=6.1,
-                       cost_bn_ops=3.8, where='06_label_smoothing')
+get_config = common.row(__file__, CHANGES, previous='05_rmsprop.py',
+                        row='+Label Smoothing', top1_error=22.8, top5_error=6.1, cost_bn_ops=3.8)

@@ -10,18 +10,10 @@ multiply-adds at 299 px (the paper: 3.8 -> 4.8 G ops).
   python train.py --config=configs/ladder/07_factorized_7x7.py --workdir=/ckpt/ladder/07
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'model_overrides.stem': '3x3'}
-
-
-def get_config(arg: str | None = None):
-  """Row 7 (``arg``: 'imagenet', the default, or 'digits')."""
-  c = common.previous('06_label_smoothing.py', arg)
-  return common.finish(c, CHANGES, row='+Factorized 7x7', top1_error=21.6, top5_error=5.8,
-                       cost_bn_ops=4.8, where='07_factorized_7x7')
+get_config = common.row(__file__, CHANGES, previous='06_label_smoothing.py',
+                        row='+Factorized 7x7', top1_error=21.6, top5_error=5.8, cost_bn_ops=4.8)

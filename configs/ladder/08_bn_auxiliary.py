@@ -11,18 +11,10 @@ project's Inception v3 recipe (configs/inception_v3_imagenet.py) with the stem s
   python train.py --config=configs/ladder/08_bn_auxiliary.py --workdir=/ckpt/ladder/08
 """
 
-import os
+from inception_jax import config_loading
 
-from inception_jax import sweep
-
-common = sweep.load_config_module(
-    'common.py', relative_to=os.path.dirname(os.path.abspath(__file__)))
+common = config_loading.load_config_module('common.py', relative_to=__file__)
 
 CHANGES = {'model_overrides.bn_auxiliary': True}
-
-
-def get_config(arg: str | None = None):
-  """Row 8 (``arg``: 'imagenet', the default, or 'digits')."""
-  c = common.previous('07_factorized_7x7.py', arg)
-  return common.finish(c, CHANGES, row='+BN-auxiliary', top1_error=21.2, top5_error=5.6,
-                       cost_bn_ops=4.8, where='08_bn_auxiliary')
+get_config = common.row(__file__, CHANGES, previous='07_factorized_7x7.py',
+                        row='+BN-auxiliary', top1_error=21.2, top5_error=5.6, cost_bn_ops=4.8)

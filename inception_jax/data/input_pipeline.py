@@ -11,9 +11,12 @@ Public API (what the training loop codes against)::
   for batch in create_eval_iterator(config):         # one pass over the eval split
     batch == {'image': ..., 'label': ..., 'mask': bool [local_eval_batch]}
 
+``config`` is a whole, checked training config (the fields of ``schema.base_config``, passed
+through ``schema.validate_config`` by the entry points); the pipeline reads its fields directly.
 ``local_batch = global_batch_size // process_count`` (and likewise ``eval_batch_size``); both
-must divide. ``process_index`` / ``process_count`` default to ``jax.process_index()`` /
-``jax.process_count()``; each process reads only its own share of a split.
+must divide (``schema.local_batch_size``). ``process_index`` / ``process_count`` default to
+``jax.process_index()`` / ``jax.process_count()``; each process reads only its own share of a
+split.
 
 Datasets (``config.dataset``):
   * ``digits``: scikit-learn's bundled 8x8 digits as a TFDS dataset (``digits.py``), built into
@@ -50,7 +53,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import numbers
 import os
 from typing import Any, Callable, Iterator, Sequence
 
@@ -64,6 +66,7 @@ from inception_jax.data import digits as digits_lib
 from inception_jax.data import preprocessing
 from inception_jax.data.quiet import quiet_tfds
 from inception_jax.errors import UserError
+from inception_jax.training import schema
 
 # TensorFlow is only the input pipeline: it must never take GPU memory from JAX.
 try:
@@ -72,9 +75,7 @@ except (RuntimeError, ValueError):  # Already initialised; tensorflow-cpu has no
   pass
 
 FOLDER_PREFIX = 'folder:'
-DATASET_NAMING_HELP = (
-    "use 'digits' (bundled, offline), a TFDS image-classification name such as 'imagenet2012', "
-    "'cifar10' or 'mnist', or 'folder:/path' (class sub-folders under train/ and validation/)")
+DATASET_NAMING_HELP = schema.DATASET_NAMING_HELP
 _IMAGENET_NAMES = ('imagenet2012', 'imagenet2012_subset', 'imagenet_resized')
 _MAX_EPOCHS = 2**40  # "Infinite" epoch counter for the train dataset.
 
@@ -107,11 +108,6 @@ class DatasetInfo:
 # ----------------------------------------------------------------------------- config helpers
 
 
-def _cfg(config: Any, key: str, default: Any = None) -> Any:
-  value = config.get(key, default) if hasattr(config, 'get') else getattr(config, key, default)
-  return default if value is None else value
-
-
 def _processes(process_index: int | None, process_count: int | None) -> tuple[int, int]:
   if process_index is None or process_count is None:
     import jax  # Only when the caller did not say: keeps this module usable without devices.
@@ -129,18 +125,8 @@ def _process_count(process_count: int | None) -> int:
   return int(process_count)
 
 
-def _local_batch(config: Any, key: str, process_count: int) -> int:
-  batch = int(_cfg(config, key, 0) or (_cfg(config, 'global_batch_size', 0)))
-  if batch <= 0:
-    raise UserError(f'{key} must be positive, got {batch}')
-  if batch % process_count:
-    raise UserError(f'{key}={batch} is not divisible by the process count {process_count}; '
-                    'choose a multiple of it')
-  return batch // process_count
-
-
 def _seed(config: Any) -> int:
-  return int(_cfg(config, 'seed', 0)) % (2**63)
+  return int(config.seed) % (2**63)
 
 
 def image_dtype(config: Any) -> np.dtype:
@@ -150,7 +136,7 @@ def image_dtype(config: Any) -> np.dtype:
   bfloat16 images give the same numbers at half the bytes to copy to the devices (the Flax
   ImageNet example does the same); otherwise float32.
   """
-  return np.dtype(ml_dtypes.bfloat16 if _cfg(config, 'half_precision', False) else np.float32)
+  return np.dtype(ml_dtypes.bfloat16 if config.half_precision else np.float32)
 
 
 def _even_share(n: int, index: int, count: int, drop_remainder: bool) -> tuple[int, int]:
@@ -516,55 +502,10 @@ class _FolderSource(_Source):
         lambda i: {'path': tf.gather(share.paths, i), 'label': tf.gather(share.labels, i)})
 
 
-def _check_range(config: Any, key: str, low: float, high: float | None) -> None:
-  value = _cfg(config, key, None)
-  if value is None:
-    return
-  try:
-    lo, hi = (float(v) for v in value)
-  except (TypeError, ValueError):
-    raise UserError(f'{key} must be a pair (low, high), got {value!r}') from None
-  if not (low < lo <= hi and (high is None or hi <= high)):
-    bound = f'<= {high}' if high is not None else ''
-    raise UserError(f'{key}={value!r} must satisfy {low} < low <= high {bound}'.rstrip())
-
-
-def validate_config(config: Any) -> None:
-  """Raises ``UserError`` (one line) for input-pipeline fields the user set to bad values."""
-  image_size = _cfg(config, 'image_size', 224)
-  if (isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral)
-      or image_size <= 0):
-    raise UserError(f'image_size must be a positive integer, got {image_size!r}')
-  augment = _cfg(config, 'augment', 'inception_crop')
-  if augment not in preprocessing.AUGMENTATIONS:
-    raise UserError(f'unknown augment {augment!r}; use one of {preprocessing.AUGMENTATIONS}')
-  normalization = _cfg(config, 'normalization', 'inception')
-  if normalization not in preprocessing.NORMALIZATIONS:
-    raise UserError(f'unknown normalization {normalization!r}; use one of '
-                    f'{preprocessing.NORMALIZATIONS}')
-  _check_range(config, 'crop_area_range', 0.0, 1.0)
-  _check_range(config, 'aspect_ratio_range', 0.0, None)
-  fraction = _cfg(config, 'eval_crop_fraction', 0.875)
-  if not isinstance(fraction, numbers.Real) or not 0.0 < fraction <= 1.0:
-    raise UserError(f'eval_crop_fraction must be in (0, 1], got {fraction!r}')
-  buffer = _cfg(config, 'shuffle_buffer', 16_384)
-  if isinstance(buffer, bool) or not isinstance(buffer, numbers.Integral) or buffer < 1:
-    raise UserError(f'shuffle_buffer must be a positive integer, got {buffer!r}')
-  seed = _cfg(config, 'seed', 0)
-  if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-    raise UserError(f'seed must be an integer, got {seed!r}')
-
-
 def _source(config: Any) -> _Source:
-  validate_config(config)
-  name = _cfg(config, 'dataset', 'digits')
-  if not isinstance(name, str) or not name.strip():
-    raise UserError(f'dataset must be a non-empty string: {DATASET_NAMING_HELP}')
-  name = name.strip()
-  data_dir = _cfg(config, 'data_dir', None)
-  data_dir = os.path.expanduser(data_dir) if data_dir else None
-  train_split = _cfg(config, 'train_split', 'train')
-  eval_split = _cfg(config, 'eval_split', None)
+  name = config.dataset.strip()
+  data_dir = os.path.expanduser(config.data_dir) if config.data_dir else None
+  train_split, eval_split = config.train_split, config.eval_split
   if name.startswith(FOLDER_PREFIX):
     return _FolderSource(name, data_dir, train_split, eval_split, _seed(config))
   return _TfdsSource(name, data_dir, train_split, eval_split)
@@ -588,17 +529,27 @@ def get_dataset_info(config: Any) -> DatasetInfo:
 def steps_per_epoch(config: Any, *, process_count: int | None = None) -> int:
   """Full training batches per epoch: ``(num_train // process_count) // local_batch``."""
   process_count = _process_count(process_count)
-  info = get_dataset_info(config)
-  local = _local_batch(config, 'global_batch_size', process_count)
-  return (info.num_train_examples // process_count) // local
+  return schema.steps_per_epoch(config, get_dataset_info(config).num_train_examples,
+                                process_count)
 
 
 def num_eval_batches(config: Any, *, process_count: int | None = None) -> int:
   """Eval batches every process yields: enough for the largest share of the eval split."""
   process_count = _process_count(process_count)
   info = get_dataset_info(config)
-  local = _local_batch(config, 'eval_batch_size', process_count)
+  local = schema.local_batch_size(config, 'eval_batch_size', num_processes=process_count)
   return -(-_max_share(info.num_eval_examples, process_count) // local)
+
+
+def _open_split(config: Any, which: str, process_index: int | None,
+                process_count: int | None) -> tuple[_Source, _Share, tuple[int, int]]:
+  """The source, this process's share of its ``which`` ('train' or 'eval') split, and the
+  process (index, count). Training drops the remainder (every process, every epoch, the same
+  number of full batches); evaluation keeps it (each example counted once)."""
+  processes = _processes(process_index, process_count)
+  source = _source(config)
+  split = source.info.train_split if which == 'train' else source.info.eval_split
+  return source, source.read(split, *processes, drop_remainder=which == 'train'), processes
 
 
 def example_seed(seed: tf.Tensor, process_index: int, epoch: tf.Tensor,
@@ -613,21 +564,16 @@ def create_train_dataset(config: Any, *, start_step: int = 0,
                          process_index: int | None = None,
                          process_count: int | None = None) -> tf.data.Dataset:
   """The infinite training ``tf.data.Dataset`` behind :func:`create_train_iterator`."""
-  process_index, process_count = _processes(process_index, process_count)
-  source = _source(config)
-  local = _local_batch(config, 'global_batch_size', process_count)
-  share = source.read(source.info.train_split, process_index, process_count,
-                      drop_remainder=True)
+  source, share, (process_index, process_count) = _open_split(
+      config, 'train', process_index, process_count)
+  local = schema.local_batch_size(config, 'global_batch_size', num_processes=process_count)
   size = share.size
-  steps = size // local
-  if steps == 0:
-    raise UserError(f'global_batch_size={local * process_count} is larger than the train split '
-                    f'({source.info.num_train_examples} examples); use a smaller batch')
+  steps = schema.steps_per_epoch(config, source.info.num_train_examples, process_count)
   if start_step < 0:
     raise ValueError(f'start_step must be >= 0, got {start_step}')
   start_epoch, start_batch = divmod(int(start_step), steps)
   seed = tf.constant(_seed(config), tf.int64)
-  shuffle_buffer = int(_cfg(config, 'shuffle_buffer', 16_384))
+  shuffle_buffer = int(config.shuffle_buffer)
   dtype = tf.as_dtype(image_dtype(config))
 
   def one_epoch(epoch):
@@ -674,11 +620,9 @@ def create_eval_dataset(config: Any, *, process_index: int | None = None,
   (``preprocessing.preprocess_for_eval``); multi-crop evaluation passes its crops
   (``crops.make_views_fn``), and each example's ``image`` then has that shape.
   """
-  process_index, process_count = _processes(process_index, process_count)
-  source = _source(config)
-  local = _local_batch(config, 'eval_batch_size', process_count)
-  share = source.read(source.info.eval_split, process_index, process_count,
-                      drop_remainder=False)
+  source, share, (process_index, process_count) = _open_split(
+      config, 'eval', process_index, process_count)
+  local = schema.local_batch_size(config, 'eval_batch_size', num_processes=process_count)
   size = share.size
   num_batches = -(-_max_share(source.info.num_eval_examples, process_count) // local)
   dtype = tf.as_dtype(image_dtype(config))

@@ -18,11 +18,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
 
+from inception_jax.training.schema import AUGMENTATIONS, NORMALIZATIONS  # the config's choices
+
 # torchvision's ImageNet statistics, on [0, 1] pixels.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NORMALIZATIONS = ('inception', 'imagenet')
-AUGMENTATIONS = ('inception_crop', 'resize')
 
 
 def _get(config: Any, key: str, default: Any) -> Any:

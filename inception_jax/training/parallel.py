@@ -131,20 +131,6 @@ class DataParallel:
     self._sharded = NamedSharding(self.mesh, P(axis_name))
     self._restricted = bool(num_devices)
 
-  # -- sizes
-
-  def local_batch_size(self, global_batch_size: int, name: str = 'global_batch_size') -> int:
-    """This process's share of a global batch; UserError unless it splits evenly over devices."""
-    if global_batch_size <= 0:
-      raise UserError(f'{name} must be positive, got {global_batch_size}')
-    if global_batch_size % self.num_devices:
-      raise UserError(f'{name}={global_batch_size} is not divisible by the {self.num_devices} '
-                      f'devices; use a multiple of {self.num_devices}')
-    if global_batch_size % self.process_count:
-      raise UserError(f'{name}={global_batch_size} is not divisible by the {self.process_count} '
-                      f'processes; use a multiple of {self.process_count}')
-    return global_batch_size // self.process_count
-
   # -- state
 
   def put_state(self, state: PyTree) -> PyTree:

@@ -2,14 +2,18 @@
 
 ``base_config()`` holds every field with a type, so ``--config.KEY=VALUE`` works for all of them;
 the files in ``configs/`` start from it and set (and cite) their numbers. ``model_overrides`` holds
-typed placeholders for the model fields one may want to change from the command line
-(``--config.model_overrides.width_multiplier=0.5``); a placeholder left at None means "the
-registry's value" and is not passed to the model.
+typed placeholders for every registered model's settable fields (``models.override_types()``,
+read from the modules' annotations: ``--config.model_overrides.width_multiplier=0.5``); a
+placeholder left at None means "the registry's value" and is not passed to the model.
+
+Importing this module loads no JAX (configs import it); ``base_config()`` does, through the model
+registry, the first time it is called.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import ml_collections
@@ -17,94 +21,89 @@ from ml_collections.config_dict import placeholder
 
 from inception_jax.errors import UserError
 
-# Model fields settable from the command line (GoogLeNet and Inception v3 families).
-MODEL_OVERRIDE_TYPES: dict[str, type] = {
-    'num_classes': int,
-    'aux_logits': bool,
-    'dropout_rate': float,
-    'aux_dropout_rate': float,
-    'width_multiplier': float,
-    'use_bn': bool,
-    'module_kind': str,
-    'branch5x5_kernel': int,
-    'factorize_5x5': bool,
-    'maxpool4_window': int,
-    'stem': str,
-    'asymmetric_7x7': bool,
-    'expanded_3x3': bool,
-    'bn_auxiliary': bool,
-    'aux_adaptive': bool,
-    'bn_momentum': float,
-}
-
 PARALLEL_MODES = ('pmap', 'shard_map')
 OPTIMIZERS = ('sgd', 'rmsprop', 'adamw')
 SCHEDULES = ('staircase_exponential', 'cosine', 'constant')
+AUGMENTATIONS = ('inception_crop', 'resize')    # inception_jax.data.preprocessing
+NORMALIZATIONS = ('inception', 'imagenet')
+DATASET_NAMING_HELP = (
+    "use 'digits' (bundled, offline), a TFDS image-classification name such as 'imagenet2012', "
+    "'cifar10' or 'mnist', or 'folder:/path' (class sub-folders under train/ and validation/)")
+
+
+def model_override_types() -> dict[str, type]:
+  """The ``model_overrides`` keys and their types: the registered models' fields, at call time
+  (so a model registered before the config is built has its fields settable too)."""
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
+  return models.override_types()
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Every field the training system reads, with neutral values (configs/*.py set theirs)."""
-  c = ml_collections.ConfigDict()
-  c.model = 'googlenet'
-  c.model_overrides = ml_collections.ConfigDict(
-      {k: placeholder(t) for k, t in MODEL_OVERRIDE_TYPES.items()})
-  # Data (read by inception_jax.data).
-  c.dataset = 'digits'
-  c.data_dir = placeholder(str)
-  c.train_split = 'train'
-  c.eval_split = 'validation'
-  c.image_size = 224
-  c.augment = 'inception_crop'
-  c.crop_area_range = (0.08, 1.0)
-  c.aspect_ratio_range = (3 / 4, 4 / 3)
-  c.random_flip = True
-  c.eval_crop_fraction = 0.875
-  c.normalization = 'inception'
-  c.shuffle_buffer = 16_384
-  c.seed = 0
-  # Length and batch.
-  c.global_batch_size = 256
-  c.eval_batch_size = 256
-  c.num_epochs = 1.0
-  c.num_train_steps = 0          # > 0 wins over num_epochs
-  c.recipe_source = ''           # the published run the config follows ('' = none cited)
-  c.recipe_verified_batch_size = 0  # the largest global batch that run used (0 = none stated);
-                                    # a larger batch gets a warning (inception_jax.recipes)
-  # Optimiser.
-  c.optimizer = 'sgd'
-  c.learning_rate = 0.1          # for base_batch_size; scaled linearly with global_batch_size
-  c.base_batch_size = 256
-  c.lr_schedule = 'constant'
-  c.warmup_epochs = 0.0
-  c.decay_epochs = 1.0
-  c.decay_rate = 1.0
-  c.momentum = 0.9
-  c.nesterov = False
-  c.rmsprop_decay = 0.9
-  c.rmsprop_epsilon = 1.0
-  c.weight_decay = 0.0
-  c.grad_clip_norm = 0.0         # 0 = no clipping
-  c.min_learning_rate_fraction = 0.0  # floor of the schedule, as a fraction of the peak rate
-                                      # (0 = none; the Cloud TPU Inception v3 run uses 1e-4)
-  # Loss.
-  c.label_smoothing = 0.0
-  c.aux_weight = 0.3
-  c.ema_decay = 0.0              # 0 = no Polyak averaging
-  # Batch norm (the papers': per-device statistics, exponential running averages).
-  c.precise_bn_batches = 0       # > 0: recompute running stats over this many train batches
-                                 # before each evaluation (precise BN)
-  c.sync_batch_norm = False      # batch statistics averaged across devices in training
-  # Execution.
-  c.half_precision = False
-  c.parallel = 'pmap'
-  c.num_devices = 0              # 0 = every device of every process
-  c.log_every_steps = 100
-  c.eval_every_steps = 0         # 0 = only at the end
-  c.checkpoint_every_steps = 1000
-  c.keep_checkpoints = 3
-  c.init_from = placeholder(str)
-  c.tensorboard = True
-  return c
+  """Every field the training system reads, with neutral values (configs/*.py set theirs).
+
+  A table, built afresh by each call (a placeholder must not be shared between two configs).
+  """
+  return ml_collections.ConfigDict({
+      'model': 'googlenet',
+      'model_overrides': ml_collections.ConfigDict(
+          {k: placeholder(t) for k, t in sorted(model_override_types().items())}),
+      # Data (read by inception_jax.data).
+      'dataset': 'digits',
+      'data_dir': placeholder(str),
+      'train_split': 'train',
+      'eval_split': 'validation',
+      'image_size': 224,
+      'augment': 'inception_crop',
+      'crop_area_range': (0.08, 1.0),
+      'aspect_ratio_range': (3 / 4, 4 / 3),
+      'random_flip': True,
+      'eval_crop_fraction': 0.875,
+      'normalization': 'inception',
+      'shuffle_buffer': 16_384,
+      'seed': 0,
+      # Length and batch.
+      'global_batch_size': 256,
+      'eval_batch_size': 256,
+      'num_epochs': 1.0,
+      'num_train_steps': 0,           # > 0 wins over num_epochs
+      'recipe_source': '',            # the published run the config follows ('' = none cited)
+      'recipe_verified_batch_size': 0,  # the largest global batch that run used (0 = none stated);
+                                        # a larger batch gets a warning (inception_jax.recipes)
+      # Optimiser.
+      'optimizer': 'sgd',
+      'learning_rate': 0.1,           # for base_batch_size; scaled linearly with global_batch_size
+      'base_batch_size': 256,
+      'lr_schedule': 'constant',
+      'warmup_epochs': 0.0,
+      'decay_epochs': 1.0,
+      'decay_rate': 1.0,
+      'momentum': 0.9,
+      'nesterov': False,
+      'rmsprop_decay': 0.9,
+      'rmsprop_epsilon': 1.0,
+      'weight_decay': 0.0,
+      'grad_clip_norm': 0.0,          # 0 = no clipping
+      'min_learning_rate_fraction': 0.0,  # floor of the schedule, as a fraction of the peak rate
+                                          # (0 = none; the Cloud TPU Inception v3 run uses 1e-4)
+      # Loss.
+      'label_smoothing': 0.0,
+      'aux_weight': 0.3,
+      'ema_decay': 0.0,               # 0 = no Polyak averaging
+      # Batch norm (the papers': per-device statistics, exponential running averages).
+      'precise_bn_batches': 0,        # > 0: recompute running stats over this many train batches
+                                      # before each evaluation (precise BN)
+      'sync_batch_norm': False,       # batch statistics averaged across devices in training
+      # Execution.
+      'half_precision': False,
+      'parallel': 'pmap',
+      'num_devices': 0,               # 0 = every device of every process
+      'log_every_steps': 100,
+      'eval_every_steps': 0,          # 0 = only at the end
+      'checkpoint_every_steps': 1000,
+      'keep_checkpoints': 3,
+      'init_from': placeholder(str),
+      'tensorboard': True,
+  })
 
 
 def model_overrides(config: Any) -> dict[str, Any]:
@@ -137,10 +136,48 @@ def _choice(config, key, choices):
     raise UserError(f'unknown {key} {config.get(key)!r}; choose one of {", ".join(choices)}')
 
 
+def _integer(config, key, minimum=None):
+  value = config.get(key)
+  if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+      or (minimum is not None and value < minimum)):
+    raise UserError(f'config.{key} must be {"a positive integer" if minimum else "an integer"}, '
+                    f'got {value!r}')
+
+
+def _range(config, key, low, high):
+  """A pair (lo, hi) with low < lo <= hi (<= high when given)."""
+  value = config.get(key)
+  try:
+    lo, hi = (float(v) for v in value)
+  except (TypeError, ValueError):
+    raise UserError(f'config.{key} must be a pair (low, high), got {value!r}') from None
+  if not (low < lo <= hi and (high is None or hi <= high)):
+    bound = f'<= {high}' if high is not None else ''
+    raise UserError(f'config.{key}={value!r} must satisfy {low} < low <= high {bound}'.rstrip())
+
+
+def _check_data(config):
+  """The input pipeline's fields (inception_jax.data reads them unchecked)."""
+  dataset = config.get('dataset')
+  if not isinstance(dataset, str) or not dataset.strip():
+    raise UserError(f'config.dataset must be a non-empty string: {DATASET_NAMING_HELP}')
+  _choice(config, 'augment', AUGMENTATIONS)
+  _choice(config, 'normalization', NORMALIZATIONS)
+  _range(config, 'crop_area_range', 0.0, 1.0)
+  _range(config, 'aspect_ratio_range', 0.0, None)
+  fraction = config.get('eval_crop_fraction')
+  if not isinstance(fraction, numbers.Real) or not 0.0 < fraction <= 1.0:
+    raise UserError(f'config.eval_crop_fraction must be in (0, 1], got {fraction!r}')
+  _integer(config, 'shuffle_buffer', minimum=1)
+  _integer(config, 'seed')
+
+
 def validate_config(config: Any, *, check_model: bool = True) -> None:
   """One-line UserErrors for values no run can use, before anything expensive happens.
 
-  ``check_model=False`` skips the registry lookup (the caller supplies its own module).
+  Every entry point that takes a config calls it (train.py's loop, the plan, evaluation); the
+  parts of the system after it read the fields directly. ``check_model=False`` skips the registry
+  lookup (the caller supplies its own module).
   """
   from inception_jax import models  # pylint: disable=g-import-not-at-top
   if check_model and config.get('model') not in models.available():
@@ -174,3 +211,30 @@ def validate_config(config: Any, *, check_model: bool = True) -> None:
   if 'num_classes' in overrides and overrides['num_classes'] <= 0:
     raise UserError(f'model_overrides.num_classes must be positive, got '
                     f'{overrides["num_classes"]}')
+  _check_data(config)
+
+
+# ----------------------------------------------------------------------------- the run's shape
+
+
+def local_batch_size(config: Any, key: str, *, num_processes: int,
+                     num_devices: int | None = None) -> int:
+  """This process's share of ``config[key]`` (a global batch); a UserError unless it splits
+  evenly over ``num_devices`` (a multiple of ``num_processes``) and over the processes."""
+  batch = int(config[key])
+  for count, what in ((num_devices, 'devices'), (num_processes, 'processes')):
+    if count and batch % count:
+      raise UserError(f'{key}={batch} is not divisible by the {count} {what}; use a multiple '
+                      f'of {count}')
+  return batch // num_processes
+
+
+def steps_per_epoch(config: Any, num_train_examples: int, num_processes: int) -> int:
+  """Full training batches per epoch: each process's share of the train split over its share
+  of the batch (the remainder is dropped); a UserError when not one batch fits."""
+  local = local_batch_size(config, 'global_batch_size', num_processes=num_processes)
+  steps = (num_train_examples // num_processes) // local
+  if steps <= 0:
+    raise UserError(f'global_batch_size={config.global_batch_size} is larger than the train '
+                    f'split ({num_train_examples} examples); use a smaller batch')
+  return steps

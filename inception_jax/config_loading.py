@@ -1,0 +1,120 @@
+"""Config files that build on each other: loading by path, ``path.py:arg`` specs, dotted changes.
+
+Config files (``configs/**/*.py``) are files, not a package, so they load one another by path with
+:func:`load_config_module` / :func:`load_config_file`, and state what they change from the config
+they start from as a dict of dotted fields applied by :func:`apply_overrides`, which refuses a
+misspelt field instead of adding it. This module imports only ml_collections; a config built on
+``schema.base_config()`` also loads the model registry (and JAX) once, for the types of the model
+fields it can override.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import os
+import types
+from typing import Any, Mapping, Sequence
+
+import ml_collections
+
+from inception_jax.errors import UserError
+
+DATASETS = ('digits', 'imagenet')  # the data options of the configs that offer both
+
+
+def split_config_spec(spec: str) -> tuple[str, str | None]:
+  """``'path.py:arg'`` -> (``'path.py'``, ``'arg'``); train.py's ``--config`` syntax."""
+  head, sep, tail = spec.partition('.py:')
+  if sep:
+    return head + '.py', tail
+  return spec, None
+
+
+def load_config_module(path: str, *, relative_to: str | None = None) -> types.ModuleType:
+  """Imports a Python file by path (this works from any working directory).
+
+  A relative ``path`` is taken from ``relative_to``: a directory, or a file (then its directory,
+  so a config file passes its own ``__file__``).
+  """
+  if relative_to is not None and not os.path.isabs(path):
+    if os.path.isfile(relative_to):
+      relative_to = os.path.dirname(os.path.abspath(relative_to))
+    path = os.path.join(relative_to, path)
+  path = os.path.abspath(path)
+  if not os.path.isfile(path):
+    raise UserError(f'config file {path!r} does not exist')
+  name = '_inception_jax_config_' + hashlib.sha1(path.encode()).hexdigest()[:12]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
+def load_config_file(spec: str, *, relative_to: str | None = None) -> ml_collections.ConfigDict:
+  """``get_config(arg)`` of a config file given as ``path[:arg]``, as config_flags loads it
+  (``get_config()`` without an arg)."""
+  path, arg = split_config_spec(spec)
+  module = load_config_module(path, relative_to=relative_to)
+  if not hasattr(module, 'get_config'):
+    raise UserError(f'config file {path!r} defines no get_config()')
+  return module.get_config(arg) if arg is not None else module.get_config()
+
+
+def parse_arg(arg: str | None, allowed: Sequence[str], default: Sequence[str] = ()
+              ) -> set[str]:
+  """Config-file ``arg`` as a set of comma-separated options (``'imagenet,product'``)."""
+  options = {a.strip() for a in (arg or '').split(',') if a.strip()} or set(default)
+  unknown = sorted(options - set(allowed))
+  if unknown:
+    raise UserError(f'unknown config option {", ".join(map(repr, unknown))}; choose from '
+                    f'{", ".join(allowed)} (comma-separated), e.g. --config=FILE.py:{allowed[0]}')
+  return options
+
+
+def dataset_option(arg: str | None, *, default: str, extra: Sequence[str] = ()
+                   ) -> tuple[str, set[str]]:
+  """``arg`` as (dataset, other options): one of :data:`DATASETS` (``default`` when it names
+  neither) and any of ``extra`` (e.g. ``'imagenet,product'`` -> ``('imagenet', {'product'})``)."""
+  datasets = (default,) + tuple(d for d in DATASETS if d != default)
+  options = parse_arg(arg, datasets + tuple(extra))
+  chosen = options & set(DATASETS)
+  if len(chosen) > 1:
+    raise ValueError(f'choose one of {", ".join(datasets)}')
+  return (chosen.pop() if chosen else default), options - chosen
+
+
+def choose_variant(arg: str | None, variants: Sequence[str], where: str) -> str:
+  """The named variant of a config file (``variants[0]`` for an empty ``arg``)."""
+  variant = (arg or '').strip() or variants[0]
+  if variant not in variants:
+    name = os.path.basename(where)
+    raise ValueError(f'unknown variant {variant!r} of {name}; use '
+                     f'{" or ".join(repr(v) for v in variants)} (e.g. '
+                     f'configs/{name}:{variants[-1]})')
+  return variant
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any], where: str
+                    ) -> ml_collections.ConfigDict:
+  """A copy of ``config`` with dotted fields set as ``--config.a.b=v`` would set them; unknown
+  fields and bad types are UserErrors naming ``where``."""
+  # copy.deepcopy, not ConfigDict(config): that copy shares the unset placeholders' references,
+  # so setting one in the copy would set it in the original (and in every other copy) too.
+  config = copy.deepcopy(config)
+  for path, value in overrides.items():
+    parent, keys = config, path.split('.')
+    for key in keys[:-1]:
+      if key not in parent or not isinstance(parent[key], ml_collections.ConfigDict):
+        raise UserError(f'{path!r} is not a field of {where}')
+      parent = parent[key]
+    if keys[-1] not in parent:
+      raise UserError(f'{path!r} is not a field of {where}')
+    try:
+      with parent.unlocked():
+        parent[keys[-1]] = value
+    except (TypeError, ValueError) as e:
+      raise UserError(f'{path}={value!r} does not fit {where}: {" ".join(str(e).split())}'
+                      ) from None
+  return config

@@ -1,0 +1,151 @@
+r"""How fast this host prepares training and evaluation images, total and per core.
+
+  python -m inception_jax.bench --pipeline-only --config=configs/inception_v3_imagenet.py \
+      --config.data_dir=D [--batches 20] [--json F]
+
+runs the config's own tf.data input pipeline (decode, crop, resize, flip, normalise, batch) with
+no model, on a prepared dataset (ImageNet, or the rehearsal tarballs of
+``inception_jax.data.fake_imagenet``), and reports images/s for the training and the evaluation
+preprocessing. Per core is the total over the cores this process may use (its CPU affinity):
+tf.data spreads decoding over all of them, so ``taskset -c 0`` gives the one-core figure and the
+ratio shows how well it scales. An accelerator needs ``step rate / per-core rate`` host cores to
+stay fed (benchmarks/RESULTS.md works that out for the H200 step rates).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+from inception_jax import errors
+from inception_jax.errors import UserError
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               'configs', 'inception_v3_imagenet.py')
+
+
+def usable_cores() -> int:
+  """Cores this process may run on (its affinity mask, what tf.data sizes its pools by)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not Linux
+    return os.cpu_count() or 1
+
+
+def time_batches(make_iterator: Callable[[], Iterator[dict[str, Any]]], batches: int,
+                 warmup: int) -> dict[str, float]:
+  """Images/s over ``batches`` batches after ``warmup`` (tf.data's autotuning and prefetch
+  settle in the first ones); iterators that end (one evaluation pass) are started again."""
+  iterator = make_iterator()
+
+  def take() -> dict[str, Any]:
+    nonlocal iterator
+    try:
+      return next(iterator)
+    except StopIteration:
+      iterator = make_iterator()
+      return next(iterator)
+
+  for _ in range(warmup):
+    take()
+  images = 0
+  start = time.perf_counter()
+  for _ in range(batches):
+    images += len(take()['label'])
+  seconds = time.perf_counter() - start
+  cores = usable_cores()
+  return {'images_per_second': images / seconds,
+          'images_per_second_per_core': images / seconds / cores,
+          'images': images, 'seconds': seconds, 'cores': cores}
+
+
+def measure(config: Any, batches: int = 20, warmup: int = 3) -> dict[str, Any]:
+  """Training and evaluation preprocessing rates of ``config``'s pipeline on this host."""
+  from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  info = input_pipeline.get_dataset_info(config)
+  train = time_batches(lambda: input_pipeline.create_train_iterator(
+      config, process_index=0, process_count=1), batches, warmup)
+  evaluation = time_batches(lambda: input_pipeline.create_eval_iterator(
+      config, process_index=0, process_count=1), batches, warmup)
+  return {
+      'dataset': info.name, 'image_size': int(config.image_size),
+      'augment': config.augment, 'global_batch_size': int(config.global_batch_size),
+      'eval_batch_size': int(config.eval_batch_size),
+      'num_train_examples': info.num_train_examples, 'num_eval_examples': info.num_eval_examples,
+      'cpu': _cpu_model(),
+      # The training rate is the one that must keep up with the accelerator.
+      'images_per_second': train['images_per_second'],
+      'images_per_second_per_core': train['images_per_second_per_core'],
+      'cores': train['cores'], 'train': train, 'eval': evaluation,
+  }
+
+
+def _cpu_model() -> str:
+  from inception_jax import bench  # pylint: disable=g-import-not-at-top
+  return bench._cpu_model()  # pylint: disable=protected-access
+
+
+def format_report(report: dict[str, Any]) -> str:
+  lines = [f'input pipeline alone: {report["dataset"]} at {report["image_size"]} px, '
+           f'{report["cores"]} core(s) of {report["cpu"]}']
+  for kind in ('train', 'eval'):
+    r = report[kind]
+    lines.append(f'  {kind:5s}: {r["images_per_second"]:8.1f} img/s total, '
+                 f'{r["images_per_second_per_core"]:7.1f} img/s per core '
+                 f'({r["images"]} images in {r["seconds"]:.1f} s)')
+  return '\n'.join(lines)
+
+
+def _define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  global _CONFIG, _BATCHES, _WARMUP, _JSON
+  try:
+    _CONFIG = config_flags.DEFINE_config_file(
+        'config', _DEFAULT_CONFIG, 'Training config file (configs/*.py[:variant]).',
+        lock_config=True)
+  except (AttributeError, KeyError) as e:
+    errors.fail(errors.unknown_config_field(
+        e, sys.argv[1:], '`python -m inception_jax.bench --pipeline-only --helpfull` lists them'))
+  _BATCHES = flags.DEFINE_integer('batches', 20, 'Timed batches per split.', lower_bound=1)
+  _WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed batches first.', lower_bound=0)
+  _JSON = flags.DEFINE_string('json', None, 'Also write the figures to this file as '
+                              '{"pipeline": {...}}.')
+
+
+def _main(argv: Sequence[str]) -> dict[str, Any]:
+  if len(argv) > 1:
+    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
+  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  try:
+    config = _CONFIG.value
+    config.get('dataset')  # config_flags reports a failed load only on first use
+  except (OSError, ValueError) as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  schema.validate_config(config, check_model=False)
+  report = measure(config, _BATCHES.value, _WARMUP.value)
+  print(format_report(report), flush=True)
+  if _JSON.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
+    with open(_JSON.value, 'w') as f:
+      json.dump({'pipeline': report, 'command': ' '.join(sys.argv)}, f, indent=2, sort_keys=True)
+    print(f'wrote {_JSON.value}')
+  return report
+
+
+def main(argv: Sequence[str]) -> int:
+  """``python -m inception_jax.bench --pipeline-only ...``: ``argv`` without the program name."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  from absl import app, logging  # pylint: disable=g-import-not-at-top
+  sys.argv = [f'{sys.argv[0]} --pipeline-only'] + list(argv)
+  _define_flags()
+  if not any(a.startswith(('--verbosity', '-v', '--v=')) for a in argv):
+    logging.set_verbosity(logging.WARNING)
+  # app.run exits with main's return value: None, so a report dict is not printed as an error.
+  app.run(lambda a: errors.run_cli(lambda: _main(a)) and None,
+          flags_parser=errors.parse_absl_flags)
+  return 0
