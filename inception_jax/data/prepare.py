@@ -12,8 +12,11 @@ then run ``python -m inception_jax.data.prepare --dataset imagenet2012 --data_di
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
+from typing import Iterator
 
 from inception_jax.errors import ArgumentParser, UserError, run_cli
 
@@ -45,13 +48,31 @@ def prepare(dataset: str, data_dir: str | None = None) -> str:
       raise UserError(f'imagenet2012 needs a manual download: put {" and ".join(missing)} '
                       f'(from image-net.org) in {manual_dir}/ and run this command again')
   try:
-    with quiet_tfds(progress=True, warnings=True):  # hours for imagenet2012: bars on a terminal
-      builder.download_and_prepare(
+    with quiet_tfds(progress=True, warnings=True), _without_test_split_warning():
+      builder.download_and_prepare(  # hours for imagenet2012: bars on a terminal
           download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   except Exception as e:  # Network, disk, manual files: report it as one line, not a traceback.
     detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
     raise UserError(f'preparing {dataset!r} in {builder.data_dir_root} failed: {detail}') from e
   return os.fspath(builder.data_dir)
+
+
+@contextlib.contextmanager
+def _without_test_split_warning() -> Iterator[None]:
+  """Hides the imagenet2012 builder's warning that ``ILSVRC2012_img_test.tar`` is missing: the
+  test split has no labels, training and evaluation never read it, and README does not ask for
+  it, so the warning would only send users to download 13 GB for nothing."""
+
+  class _Filter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+      return 'test split not found' not in record.getMessage()
+
+  logger, hide = logging.getLogger('absl'), _Filter()
+  logger.addFilter(hide)
+  try:
+    yield
+  finally:
+    logger.removeFilter(hide)
 
 
 def main(argv: list[str] | None = None) -> None:
