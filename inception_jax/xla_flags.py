@@ -1,12 +1,10 @@
 """The one XLA:CPU setting this package changes, applied when it is imported.
 
 jaxlib 0.10 hands convolutions to YNNPACK by default (``--xla_cpu_experimental_ynn_fusion_type``
-defaults to ``individual_dot,individual_convolution,reduce``). On the project's 2-core AVX-512
-CPU, XLA's own (Eigen) convolutions are much faster for Inception's shapes: the 3x3, 64->192
-convolution at 56 px, batch 32, ran forward / input gradient / kernel gradient at 206 / 166 / 182
-GFLOP/s with YNNPACK's convolutions off, against 143 / 96 / 23 with them on. GoogLeNet's training
-step (batch 32) went from 10.9-11.4 to 13.1-13.5 img/s, Inception v3's (batch 16) from 3.4-3.5 to
-4.2-4.3 img/s and its compilation from 16 s to 11-12 s (benchmarks/RESULTS.md). YNNPACK keeps the
+defaults to ``individual_dot,individual_convolution,reduce``). For Inception's shapes XLA's own
+(Eigen) convolutions are faster on the CPUs measured, in all three directions and most of all in
+the kernel gradient, and both networks train and compile faster with them (benchmarks/RESULTS.md,
+"CPU: ... with YNNPACK convolutions off", and the re-check on each later machine). YNNPACK keeps the
 matrix products and reductions (BatchNorm statistics, max-pool windows), where it is the faster
 of the two, so only ``individual_convolution`` is taken out.
 
