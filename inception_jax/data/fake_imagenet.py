@@ -80,8 +80,12 @@ def _read_lines(relative: str) -> list[str]:
 
 def _builder_special_files() -> tuple[list[str], list[str]]:
   """The builder's own lists of the CMYK and PNG training files it converts."""
-  from tensorflow_datasets.datasets.imagenet2012 import imagenet2012_dataset_builder as b  # pylint: disable=g-import-not-at-top
-  return list(b.CMYK_IMAGES), list(b.PNG_IMAGES)
+  try:
+    from tensorflow_datasets.datasets.imagenet2012 import imagenet2012_dataset_builder as b  # pylint: disable=g-import-not-at-top
+    return list(b.CMYK_IMAGES), list(b.PNG_IMAGES)
+  except (ImportError, AttributeError) as e:
+    raise UserError(f'this tensorflow-datasets has no imagenet2012 builder where expected ({e}); '
+                    'install the version pyproject.toml names') from None
 
 
 def make_plan(classes: int, train_per_class: int, val: int,
