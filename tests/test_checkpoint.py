@@ -191,3 +191,17 @@ def test_init_from_through_the_loop(runs, tmp_path, capsys):
   # Rerunning the same workdir resumes its own checkpoint rather than loading init_from again.
   again = _train(tmp_path, config=config)
   assert again.resumed_from == 8 and 'parameter arrays' not in capsys.readouterr().out
+
+
+def test_unset_overrides_do_not_count_as_a_change_but_a_set_one_does():
+  """Metadata keeps unset model_overrides as None, and a process that registers another model has
+  more of them; only the values that were set are compared."""
+  base = {'format': ckpt_lib.FORMAT, 'model': 'googlenet', 'num_classes': 10, 'architecture': 'a',
+          'state_structure': 's', 'step': 3}
+  saved = dict(base, model_overrides={'width_multiplier': 0.5, 'stem': None})
+  same = dict(base, model_overrides={'width_multiplier': 0.5, 'stem': None, 'hidden': None})
+  assert ckpt_lib.check_compatible(saved, same, 'w') == []
+  changed = dict(base, model_overrides={'width_multiplier': 0.25, 'hidden': None})
+  (warning,) = ckpt_lib.check_compatible(saved, changed, 'w')
+  assert warning == ("model_overrides changed from {'width_multiplier': 0.5} to "
+                     "{'width_multiplier': 0.25} since the checkpoint at step 3")

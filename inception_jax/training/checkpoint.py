@@ -145,10 +145,19 @@ def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], where
   warnings = []
   for key in ('learning_rate', 'num_train_steps', 'global_batch_size', 'image_size', 'dataset',
               'seed', 'model_overrides', 'process_count'):
-    if saved.get(key) != current.get(key):
-      warnings.append(f'{key} changed from {saved.get(key)!r} to {current.get(key)!r} since the '
+    before, now = _comparable(key, saved.get(key)), _comparable(key, current.get(key))
+    if before != now:
+      warnings.append(f'{key} changed from {before!r} to {now!r} since the '
                       f'checkpoint at step {saved.get("step")}')
   return warnings
+
+
+def _comparable(key: str, value: Any) -> Any:
+  """Overrides as set: metadata keeps the unset fields as None, and which fields exist depends
+  on the models registered in the process (a registered model adds its own), not on the run."""
+  if key == 'model_overrides' and isinstance(value, dict):
+    return {k: v for k, v in value.items() if v is not None}
+  return value
 
 
 class CheckpointWriteError(UserError):
