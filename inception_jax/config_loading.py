@@ -32,6 +32,26 @@ def split_config_spec(spec: str) -> tuple[str, str | None]:
   return spec, None
 
 
+def config_from_flag(flag: Any, *, probe: str = 'dataset',
+                     catch: tuple[type[BaseException], ...] = (OSError, ValueError)
+                     ) -> ml_collections.ConfigDict:
+  """The config an ml_collections ``config_flags`` flag holds, or a one-line UserError.
+
+  config_flags loads the file only when the value is first used, so a missing or broken file
+  surfaces here, on reading ``probe``, as the last line of its error (``catch``: what counts as a
+  failed load for the caller).
+  """
+  try:
+    config = flag.value
+    if config is None:
+      raise UserError('--config is required (e.g. --config=configs/default.py)')
+    config.get(probe)
+  except catch as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  return config
+
+
 def load_config_module(path: str, *, relative_to: str | None = None) -> types.ModuleType:
   """Imports a Python file by path (this works from any working directory).
 

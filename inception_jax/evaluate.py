@@ -37,7 +37,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-from inception_jax import errors
+from inception_jax import config_loading, errors
 from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -337,14 +337,7 @@ def main(argv) -> dict[str, Any]:
   if not _CHECKPOINT.value:
     raise UserError('--checkpoint is required: a training --workdir, a converted --out directory '
                     'or a checkpoints/<step> directory')
-  try:
-    config = _CONFIG.value
-    if config is None:
-      raise UserError('--config is required (e.g. --config=configs/default.py)')
-    config.get('dataset')  # config_flags reports a failed load only on first use
-  except OSError as e:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  config = config_loading.config_from_flag(_CONFIG, catch=(OSError,))
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
   result = evaluate(config, _CHECKPOINT.value, crops=crops, batch_size=_BATCH_SIZE.value,
                     image_size=_IMAGE_SIZE.value, use_ema=_EMA.value, log=log)

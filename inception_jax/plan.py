@@ -35,7 +35,7 @@ import statistics
 import sys
 from typing import Any
 
-from inception_jax import errors, recipes
+from inception_jax import config_loading, errors, recipes
 from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -314,14 +314,7 @@ def main(argv) -> dict[str, Any]:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
   if _IPS.value is not None and _WORKDIR.value:
     raise UserError('give --images_per_second or --workdir (measured speed), not both')
-  try:
-    config = _CONFIG.value
-    if config is None:
-      raise UserError('--config is required (e.g. --config=configs/default.py)')
-    config.get('dataset')  # config_flags reports a failed load only on first use
-  except (OSError, ValueError) as e:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  config = config_loading.config_from_flag(_CONFIG)
   speed = _IPS.value
   if _WORKDIR.value:
     speed = measured_images_per_second(_WORKDIR.value)

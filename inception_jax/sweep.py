@@ -71,7 +71,7 @@ from typing import Any, Iterable, Sequence
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from inception_jax import errors
+from inception_jax import config_loading, errors
 from inception_jax import report as report_lib
 # Config-file loading lives in config_loading (config files use it without this CLI); the sweep
 # uses the same functions, and they stay reachable as ``sweep.load_config_file`` and so on.
@@ -547,12 +547,8 @@ def main(argv: Sequence[str]) -> int:
     raise UserError('--config=configs/ablations/NAME.py is required')
   if not workdir.value:
     raise UserError('--workdir=DIR is required')
-  try:
-    config = config_flag.value
-    config.get('base')
-  except (OSError, AttributeError) as e:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  config = config_loading.config_from_flag(config_flag, probe='base',
+                                          catch=(OSError, AttributeError))
   config_file = config_flags.get_config_filename(fv['config'])
   return run_sweep(config, workdir.value, config_file=config_file,
                    print_commands=print_commands.value, only=only.value)
