@@ -210,7 +210,7 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
   """The CPU by name, family/model and vector ISA: cloud VMs often report only "AMD EPYC", and
   figures move with the floating-point path (AVX2 against AVX-512), so a figure must say which."""
   fields: dict[str, str] = {}
@@ -878,7 +878,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
       'dtype': 'bfloat16' if args.half else 'float32', 'steps': args.steps,
       'warmup': args.warmup,
       'machine': {'backend': jax.default_backend(), 'device': device.device_kind,
-                  'cpu': _cpu_model(), 'cpu_count': cpu_count(), 'platform': platform.platform(),
+                  'cpu': cpu_model(), 'cpu_count': cpu_count(), 'platform': platform.platform(),
                   'load_average_start': load_start, 'load_average_end': load_average(),
                   'date': time.strftime('%Y-%m-%d %H:%M:%S %Z')},
       'versions': _versions(),

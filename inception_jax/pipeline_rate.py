@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator, Sequence
 
-from inception_jax import errors
+from inception_jax import bench, config_loading, errors
 from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -75,17 +75,12 @@ def measure(config: Any, batches: int = 20, warmup: int = 3) -> dict[str, Any]:
       'augment': config.augment, 'global_batch_size': int(config.global_batch_size),
       'eval_batch_size': int(config.eval_batch_size),
       'num_train_examples': info.num_train_examples, 'num_eval_examples': info.num_eval_examples,
-      'cpu': _cpu_model(),
+      'cpu': bench.cpu_model(),
       # The training rate is the one that must keep up with the accelerator.
       'images_per_second': train['images_per_second'],
       'images_per_second_per_core': train['images_per_second_per_core'],
       'cores': train['cores'], 'train': train, 'eval': evaluation,
   }
-
-
-def _cpu_model() -> str:
-  from inception_jax import bench  # pylint: disable=g-import-not-at-top
-  return bench._cpu_model()  # pylint: disable=protected-access
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -120,12 +115,7 @@ def _main(argv: Sequence[str]) -> dict[str, Any]:
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
   from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
-  try:
-    config = _CONFIG.value
-    config.get('dataset')  # config_flags reports a failed load only on first use
-  except (OSError, ValueError) as e:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  config = config_loading.config_from_flag(_CONFIG)
   schema.validate_config(config, check_model=False)
   report = measure(config, _BATCHES.value, _WARMUP.value)
   print(format_report(report), flush=True)
