@@ -99,14 +99,13 @@ def make_plan(classes: int, train_per_class: int, val: int,
   if val > len(val_labels):
     raise UserError(f'--val is at most {len(val_labels)} (the validation split of ILSVRC 2012)')
   cmyk, png = special if special is not None else _builder_special_files()
-  chosen = list(dict.fromkeys(val_labels[:val]))
-  chosen += [f.split('_')[0] for f in png]
-  chosen += [f.split('_')[0] for f in cmyk[:CMYK_CLASSES]]
+  chosen = dict.fromkeys(val_labels[:val])  # an ordered set
+  chosen.update(dict.fromkeys(f.split('_')[0] for f in [*png, *cmyk[:CMYK_CLASSES]]))
   for synset in val_labels:
-    if len(set(chosen)) >= classes:
+    if len(chosen) >= classes:
       break
-    chosen.append(synset)
-  chosen = sorted(set(chosen))
+    chosen.setdefault(synset)
+  chosen = sorted(chosen)
   unknown = [s for s in chosen if s not in synsets]
   if unknown:
     raise UserError(f'synsets {unknown} are not ILSVRC-2012 classes: tensorflow-datasets changed?')
