@@ -42,9 +42,13 @@ def _leaves_equal(a, b):
   return all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(la, lb))
 
 
+def _no_nan(name):
+  raise AssertionError(f'metrics.jsonl holds {name}, which is not JSON')
+
+
 def _read_metrics(workdir):
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f]
+    return [json.loads(line, parse_constant=_no_nan) for line in f]
 
 
 @pytest.fixture(scope='module')
@@ -95,6 +99,15 @@ def test_metrics_jsonl_has_each_step_once_and_eval_covers_the_split(runs):
   assert os.path.exists(os.path.join(full.workdir, 'config.json'))
 
 
+def test_metrics_jsonl_gives_no_speed_for_a_window_of_only_the_compiling_step(tmp_path):
+  """The first step compiles and is not timed: a log line after it alone has no speed to give."""
+  run = _train(tmp_path, config=tiny_config(log_every_steps=1))
+  train = [l for l in _read_metrics(run.workdir) if l['kind'] == 'train']
+  assert [l['step'] for l in train] == list(range(1, 9))
+  assert 'images_per_sec' not in train[0]
+  assert all(l['images_per_sec'] > 0 for l in train[1:])
+
+
 def test_checkpoint_round_trip_and_checksum(runs, tmp_path):
   full, _, _ = runs
   state = full.state
@@ -124,7 +137,10 @@ def test_changed_learning_rate_is_allowed_with_a_warning(runs, tmp_path, capsys)
   config = tiny_config(learning_rate=0.01)
   result = _train(full.workdir, config=config)  # already at its last step: evaluates only
   assert result.step == 8 and result.resumed_from == 8
-  assert 'warning: learning_rate changed from 0.05 to 0.01' in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert 'warning: learning_rate changed from 0.05 to 0.01' in out
+  # The final evaluation is printed once, as the final line (not also as an 'eval at' line).
+  assert out.count('final evaluation at step 8: ') == 1 and 'eval at step 8:' not in out
 
 
 def test_nonfinite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
+import os
 import signal
 import threading
 import time
@@ -74,10 +76,7 @@ def train_and_evaluate(config: Any, workdir: str, options: LoopOptions | None = 
     preempted = False
     if step < total:
       batches = run.open_train_batches()
-      cache = jax.config.jax_compilation_cache_dir
-      say('compiling the training step: once per run, '
-          + (f'kept in {cache} so a rerun loads it' if cache else 'not cached')
-          + ' (tens of seconds on a CPU)')
+      say(_compile_notice(jax.config.jax_compilation_cache_dir))
       loop_start = time.time()
       with PreemptionWatcher(run.dp.process_count > 1) as watcher:
         while step < total:
@@ -108,6 +107,16 @@ def train_and_evaluate(config: Any, workdir: str, options: LoopOptions | None = 
     return TrainResult(workdir=run.workdir, step=step, total_steps=total,
                        state=run.dp.get_state(state), final_eval=final_eval, preempted=preempted,
                        resumed_from=run.resumed_from)
+
+
+def _compile_notice(cache: str | None) -> str:
+  """The line before the first step, which compiles or, from the persistent cache, loads it."""
+  if cache and os.path.isdir(cache) and os.listdir(cache):
+    return (f'loading the training step from the compilation cache in {cache}, or compiling it '
+            'there if this configuration was not compiled before (tens of seconds on a CPU)')
+  return ('compiling the training step: once per run, '
+          + (f'kept in {cache} so a rerun loads it' if cache else 'not cached')
+          + ' (tens of seconds on a CPU)')
 
 
 class ThroughputMeter:
@@ -181,7 +190,9 @@ class Cadence:
     self.check_finite(state)
     mean = _mean_metrics(run.dp, self.pending)
     self.pending = []
-    images_per_s = mean['images_per_sec'] = self.meter.images_per_second()
+    images_per_s = self.meter.images_per_second()
+    if math.isfinite(images_per_s):  # NaN for a window holding only the compiling step
+      mean['images_per_sec'] = images_per_s
     run.writer.write(step, 'train', mean)
     run.say(console.train_line(step, run.total_steps, mean, images_per_s))
     if run.say.bar is not None:
@@ -212,13 +223,16 @@ class Cadence:
     run.checkpointer.save(host, ckpt_lib.build_metadata(
         run.config, host, num_classes=run.num_classes, total_steps=run.total_steps))
 
-  def run_eval(self, state: Any, step: int) -> dict[str, float]:
+  def run_eval(self, state: Any, step: int, *, announce: bool = True) -> dict[str, float]:
+    """Evaluates, records the result in the metrics, and prints it unless ``announce`` is False
+    (the final evaluation prints its own line)."""
     run = self.run
     self.check_finite(state)
     result = evaluate(run.programs.eval_step, state, run.eval_iterator(), run.dp)
     run.writer.write(step, 'eval', result)
     run.writer.flush()
-    run.say(console.eval_line(step, result))
+    if announce:
+      run.say(console.eval_line(step, result))
     return result
 
   def refresh_batch_stats(self, state: Any, step: int) -> Any:
@@ -241,7 +255,7 @@ class Cadence:
     # Idempotent: precise statistics depend on the weights, not on the previous statistics.
     state = self.refresh_batch_stats(state, step)
     self.save(state)  # a no-op when this step is already saved
-    final_eval = self.run_eval(state, step)
+    final_eval = self.run_eval(state, step, announce=False)
     self.run.checkpointer.wait()
     self.run.say(console.final_line(step, final_eval, self.run.checkpointer.directory))
     return state, final_eval
