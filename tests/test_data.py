@@ -321,6 +321,33 @@ def test_inception_crop_windows_respect_area_and_aspect_ranges():
   np.testing.assert_array_equal(again, first)
 
 
+def test_pad_and_crop_shifts_the_resized_image_by_at_most_the_padding():
+  """Every view is the resized image translated by (dy, dx) within +-crop_padding, the uncovered
+  border is zeros (the digits' background), and the seed decides the shift."""
+  image = np.zeros((8, 8, 1), np.uint8)
+  image[2:6, 3:5] = 255
+  config = dict(image_size=32, augment='pad_and_crop', crop_padding=4, random_flip=False)
+  base = preprocessing.preprocess_for_train(tf.constant(image), tf.constant([0, 0]),
+                                            dict(config, augment='resize')).numpy()
+  background = np.pad(base, ((4, 4), (4, 4), (0, 0)), constant_values=-1.0)  # 0 -> -1 (inception)
+  shifts = set()
+  for i in range(40):
+    view = preprocessing.preprocess_for_train(tf.constant(image), tf.constant([3, i]),
+                                              config).numpy()
+    assert view.shape == (32, 32, 3)
+    found = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+             if np.array_equal(background[4 - dy:36 - dy, 4 - dx:36 - dx], view)]
+    assert len(found) == 1, i
+    shifts.add(found[0])
+  assert len(shifts) > 10  # the seed moves the window
+  again = preprocessing.preprocess_for_train(tf.constant(image), tf.constant([3, 5]), config)
+  first = preprocessing.preprocess_for_train(tf.constant(image), tf.constant([3, 5]), config)
+  np.testing.assert_array_equal(again.numpy(), first.numpy())
+  unshifted = preprocessing.preprocess_for_train(tf.constant(image), tf.constant([3, 5]),
+                                                 dict(config, crop_padding=0)).numpy()
+  np.testing.assert_array_equal(unshifted, base)
+
+
 def test_jpeg_fast_path_matches_decoded_tensor_path():
   rng = np.random.default_rng(0)
   array = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
@@ -498,6 +525,7 @@ def test_tfds_epochs_read_every_record_of_many_shards_once(digits_dir, tmp_path)
     (dict(eval_crop_fraction=0.0), 'eval_crop_fraction'),
     (dict(eval_crop_fraction=1.2), 'eval_crop_fraction'),
     (dict(shuffle_buffer=0), 'shuffle_buffer'),
+    (dict(crop_padding=-1), 'crop_padding must be a non-negative integer'),
     (dict(seed='zero'), 'seed'),
     (dict(global_batch_size=0), 'global_batch_size'),
     (dict(dataset=''), 'dataset'),

@@ -24,7 +24,7 @@ from inception_jax.errors import UserError
 PARALLEL_MODES = ('pmap', 'shard_map')
 OPTIMIZERS = ('sgd', 'rmsprop', 'adamw')
 SCHEDULES = ('staircase_exponential', 'cosine', 'constant')
-AUGMENTATIONS = ('inception_crop', 'resize')    # inception_jax.data.preprocessing
+AUGMENTATIONS = ('inception_crop', 'resize', 'pad_and_crop')    # inception_jax.data.preprocessing
 NORMALIZATIONS = ('inception', 'imagenet')
 DATASET_NAMING_HELP = (
     "use 'digits' (bundled, offline), a TFDS image-classification name such as 'imagenet2012', "
@@ -56,6 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
       'augment': 'inception_crop',
       'crop_area_range': (0.08, 1.0),
       'aspect_ratio_range': (3 / 4, 4 / 3),
+      'crop_padding': 4,              # pixels of shift each way for augment 'pad_and_crop'
       'random_flip': True,
       'eval_crop_fraction': 0.875,
       'normalization': 'inception',
@@ -140,8 +141,9 @@ def _integer(config, key, minimum=None):
   value = config.get(key)
   if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
       or (minimum is not None and value < minimum)):
-    raise UserError(f'config.{key} must be {"a positive integer" if minimum else "an integer"}, '
-                    f'got {value!r}')
+    kind = {None: 'an integer', 0: 'a non-negative integer', 1: 'a positive integer'}.get(
+        minimum, f'an integer >= {minimum}')
+    raise UserError(f'config.{key} must be {kind}, got {value!r}')
 
 
 def _range(config, key, low, high):
@@ -165,6 +167,8 @@ def _check_data(config):
   _choice(config, 'normalization', NORMALIZATIONS)
   _range(config, 'crop_area_range', 0.0, 1.0)
   _range(config, 'aspect_ratio_range', 0.0, None)
+  if config.get('crop_padding') is not None:  # absent from configs older than the field
+    _integer(config, 'crop_padding', minimum=0)
   fraction = config.get('eval_crop_fraction')
   if not isinstance(fraction, numbers.Real) or not 0.0 < fraction <= 1.0:
     raise UserError(f'config.eval_crop_fraction must be in (0, 1], got {fraction!r}')
