@@ -73,7 +73,7 @@ def test_over_batch_warning_in_the_plan():
 
 def test_digits_default_plan():
   p = plan.make_plan(_config('default.py'), 1)
-  assert (p['steps_per_epoch'], p['total_steps'], p['num_epochs']) == (22, 352, 16.0)
+  assert (p['steps_per_epoch'], p['total_steps'], p['num_epochs']) == (22, 528, 24.0)
   assert p['eval_every_epochs'] is None and p['checkpoint_every_epochs'] == 8.0
   assert p['warmup_steps'] == 22 and p['learning_rate_end_of_warmup'] == pytest.approx(0.04)
   assert p['warnings'] == []
