@@ -175,12 +175,10 @@ def preprocess_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.T
   seed = tf.cast(seed, tf.int64)
   crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
   if augment == 'pad_and_crop':
+    # Resized first, so crop_padding counts output pixels (the CIFAR convention).
     image = pad_and_crop(resize(decode(image), image_size), int(_get(config, 'crop_padding', 4)),
                          crop_seed)
-    if _get(config, 'random_flip', True):
-      image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    return normalize(image, _get(config, 'normalization', 'inception'))
-  if augment == 'inception_crop':
+  elif augment == 'inception_crop':
     area_range = tuple(_get(config, 'crop_area_range', (0.08, 1.0)))
     aspect_ratio_range = tuple(_get(config, 'aspect_ratio_range', (3 / 4, 4 / 3)))
     image = decode_and_crop(
@@ -192,7 +190,8 @@ def preprocess_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.T
     raise ValueError(f'unknown augment {augment!r}; use one of {AUGMENTATIONS}')
   if _get(config, 'random_flip', True):
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-  image = resize(image, image_size)
+  if augment != 'pad_and_crop':
+    image = resize(image, image_size)
   return normalize(image, _get(config, 'normalization', 'inception'))
 
 
