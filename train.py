@@ -22,7 +22,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from inception_jax import errors
+from inception_jax import config_loading, errors
 from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'default.py')
@@ -69,12 +69,7 @@ def main(argv):
   # pylint: disable-next=g-import-not-at-top
   from inception_jax.training import compilation_cache, integrity, loop, parallel
 
-  try:
-    config = _CONFIG.value
-    config.get('model')  # config_flags reports a failed load only on first use
-  except OSError as e:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    raise UserError(f'cannot load --config: {lines[-1] if lines else e}') from None
+  config = config_loading.config_from_flag(_CONFIG, probe='model', catch=(OSError,))
 
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO

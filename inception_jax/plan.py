@@ -152,7 +152,7 @@ def make_plan(config: Any, num_devices: int | None = None,
   train, evals, sizes_from = split_sizes(config, num_train_examples=num_train_examples,
                                          num_eval_examples=num_eval_examples)
   spe = schema.steps_per_epoch(config, train, num_processes)  # as the input pipeline's
-  total = optimizers.num_train_steps(config, spe * batch)  # as training/loop.py calls it
+  total = optimizers.num_train_steps(config, spe * batch)  # the run takes its length from here
   lr_fn = optimizers.create_learning_rate_fn(config, spe, total)
   rate = lambda step: float(lr_fn(step))  # noqa: E731
   warmup_steps = min(total, int(round(float(config.get('warmup_epochs') or 0.0) * spe)))
