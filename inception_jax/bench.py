@@ -612,7 +612,8 @@ def bench_loop(args: argparse.Namespace, workdir: str, pipeline: dict[str, Any] 
     wall = time.perf_counter() - t
     with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
       train_lines = [json.loads(line) for line in f if '"train"' in line]
-    ips = float(train_lines[-1]['images_per_sec']) if train_lines else float('nan')
+    # A window of only the compiling step (--steps 1) has no speed: metrics.jsonl leaves it out.
+    ips = float(train_lines[-1].get('images_per_sec', 'nan')) if train_lines else float('nan')
     out[variant] = {'images_per_second': ips, 'wall_seconds': wall,
                     'overhead_vs_bare_step_percent':
                         100.0 * (1.0 - ips / bare_images_per_second)}
