@@ -27,14 +27,6 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
                                'configs', 'inception_v3_imagenet.py')
 
 
-def usable_cores() -> int:
-  """Cores this process may run on (its affinity mask, what tf.data sizes its pools by)."""
-  try:
-    return len(os.sched_getaffinity(0))
-  except AttributeError:  # not Linux
-    return os.cpu_count() or 1
-
-
 def time_batches(make_iterator: Callable[[], Iterator[dict[str, Any]]], batches: int,
                  warmup: int) -> dict[str, float]:
   """Images/s over ``batches`` batches after ``warmup`` (tf.data's autotuning and prefetch
@@ -56,7 +48,7 @@ def time_batches(make_iterator: Callable[[], Iterator[dict[str, Any]]], batches:
   for _ in range(batches):
     images += len(take()['label'])
   seconds = time.perf_counter() - start
-  cores = usable_cores()
+  cores = bench.cpu_count()  # the affinity mask, what tf.data sizes its pools by
   return {'images_per_second': images / seconds,
           'images_per_second_per_core': images / seconds / cores,
           'images': images, 'seconds': seconds, 'cores': cores}
