@@ -327,8 +327,9 @@ def build_model(args: argparse.Namespace):
   config = _train_config(args, default_aux_weight(args.model))
   for key, value in _parse_overrides(args.set).items():
     config.model_overrides[key] = value
+  network = models.create(args.model).label  # the lowering is chosen per network
   model = model_factory.build_model(config, num_classes=args.num_classes, check_input_size=False,
-                                    lowering=lowering_for(args.plain))
+                                    lowering=lowering_for(args.plain, network))
   models.check_input_size(model, args.size, f'--size {args.size}', args.model)
   return model
 
@@ -787,14 +788,15 @@ def print_report(report: dict[str, Any]) -> None:
       print(f'  note: {c["note"]}')
 
 
-def lowering_for(plain: Sequence[str]):
-  """This backend's ``lowering.Lowering`` with the parts named in ``plain`` (``--plain``) made
-  plain; a new value, so nothing else in the process changes."""
+def lowering_for(plain: Sequence[str], network: str | None = None):
+  """This backend's ``lowering.Lowering`` for ``network`` (a model's ``label``) with the parts
+  named in ``plain`` (``--plain``) made plain; a new value, so nothing else in the process
+  changes."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   from inception_jax import lowering  # pylint: disable=g-import-not-at-top
   base = lowering.plain()
   fields = {f: getattr(base, f) for name in plain for f in PLAIN_SWITCHES[name]}
-  return dataclasses.replace(lowering.for_backend(), **fields)
+  return dataclasses.replace(lowering.for_backend(network=network), **fields)
 
 
 def _lowerings(value) -> dict[str, str]:

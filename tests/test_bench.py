@@ -159,6 +159,9 @@ def test_plain_builds_a_lowering_and_changes_nothing_else():
   assert lowering.for_backend() == backend and models.create('googlenet_tv').lowering is None
   assert bench.lowering_for(list(bench.PLAIN_CHOICES)) == plain
   assert bench.lowering_for([]) == backend
+  # The lowering is chosen per network: Inception v3's --plain starts from v3's own.
+  assert bench.lowering_for(['norm'], 'inception_v3') == dataclasses.replace(
+      lowering.for_backend(network='inception_v3'), norm=plain.norm)
   # What the report says each layer runs.
   cpu = lowering.for_backend('cpu')
   assert bench._lowerings(cpu) == {  # pylint: disable=protected-access

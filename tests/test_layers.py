@@ -146,6 +146,13 @@ def test_each_backend_gets_only_what_was_measured_there():
       PLAIN, norm=lowering.FastBatchNorm, max_pool=max_pool_lib.gather_gradient)
   assert lowering.for_backend() == lowering.for_backend(jax.default_backend())
   assert hash(CPU) == hash(lowering.for_backend('cpu'))  # a Flax module field must hash
+  # Per network where the networks measured differently: on the CPU Inception v3 runs XLA's own
+  # convolutions (no FastConv, hence no Winograd); GoogLeNet, and every other backend, as above.
+  assert lowering.for_backend('cpu', 'googlenet') == CPU
+  assert lowering.for_backend('cpu', 'inception_v3') == dataclasses.replace(
+      CPU, conv=nn.Conv, winograd=False)
+  for backend in ('gpu', 'tpu'):
+    assert lowering.for_backend(backend, 'inception_v3') == lowering.for_backend(backend)
   with pytest.raises(ValueError, match='winograd'):
     dataclasses.replace(CPU, conv=nn.Conv)
   with pytest.raises(ValueError, match='sliced_eval_pool'):
@@ -185,6 +192,21 @@ def test_lowering_leaves_the_variables_unchanged(name, size, overrides):
   reference = shapes(PLAIN)
   for lw in (CPU, lowering.for_backend('gpu'), None):
     assert shapes(lw) == reference
+
+
+def test_a_model_without_a_lowering_traces_its_networks_own():
+  """``lowering=None`` resolves, at trace time, to the backend's lowering for that network:
+  Inception v3 traces the program of ``for_backend(network='inception_v3')``, which on the CPU
+  is not GoogLeNet's (the 1x1 convolutions stay convolutions)."""
+  def program(lw):
+    model = models.create('inception_v3', width_multiplier=0.125, aux_adaptive=True, lowering=lw)
+    x = jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
+    return str(jax.make_jaxpr(lambda v, x: model.apply(v, x))(variables, x))
+  own = program(None)
+  assert own == program(lowering.for_backend(network='inception_v3'))
+  if jax.default_backend() == 'cpu':
+    assert own != program(CPU)
 
 
 def test_models_reject_a_lowering_that_is_not_one():

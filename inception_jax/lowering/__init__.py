@@ -6,7 +6,8 @@ computes it. Every lowering here computes the same function as Flax/XLA's own la
 rounding), so the choice changes speed, never the parameters or the numbers a model learns.
 
 A backend gets a lowering only where it was measured faster there (:func:`for_backend`, with the
-benchmarks/RESULTS.md section of each measurement); elsewhere it runs :func:`plain`.
+benchmarks/RESULTS.md section of each measurement), for each network where the two networks
+measured differently; elsewhere it runs :func:`plain`.
 ``python -m inception_jax.bench --plain conv|winograd|norm|pool`` measures the plain part
 against the backend's choice.
 """
@@ -75,15 +76,16 @@ def plain() -> Lowering:
   return Lowering()
 
 
-def for_backend(backend: str | None = None) -> Lowering:
-  """The lowering measured fastest on ``backend`` (default ``jax.default_backend()``).
+def for_backend(backend: str | None = None, network: str | None = None) -> Lowering:
+  """The lowering measured fastest on ``backend`` (default ``jax.default_backend()``) for
+  ``network`` (a model's ``label``: ``'googlenet'`` or ``'inception_v3'``; None = GoogLeNet's).
 
   Each choice below names the benchmarks/RESULTS.md section that measured it (the numbers live
   there); a part never measured on a backend stays plain there.
   """
   backend = backend or jax.default_backend()
   if backend == 'cpu':
-    return Lowering(
+    chosen = Lowering(
         # 1x1 kernels as matrix products: "CPU: 2-core AMD EPYC ..., with YNNPACK convolutions
         # off" (kernel gradients; FastConv against --plain conv) and "CPU: bfloat16 on the fast
         # paths" (float32-result products).
@@ -97,6 +99,14 @@ def for_backend(backend: str | None = None) -> Lowering:
         max_pool=max_pool_lib.gather_gradient,
         # "CPU: evaluation's max pools as sliced maxima" (in-process A/B of the evaluation step).
         sliced_eval_pool=True)
+    if network == 'inception_v3':
+      # "Inception v3's convolutions on the Zen 5 EPYC": there FastConv (and so Winograd) gave
+      # no training gain over XLA's own convolutions and slowed evaluation, in runs alternated
+      # over two sessions. (On the AVX-512 EPYC of sessions 1-7 Winograd had paid for v3; that
+      # machine is gone, and this is the CPU in use.) GoogLeNet keeps both: they pay for it on
+      # both machines.
+      chosen = dataclasses.replace(chosen, conv=nn.Conv, winograd=False)
+    return chosen
   if backend == 'gpu':
     # "GPU: one NVIDIA H200, bfloat16", lowering variants: GoogLeNet ran slower with plain
     # nn.BatchNorm and with the plain max-pool gradient (Inception v3 no faster), so both

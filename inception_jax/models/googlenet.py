@@ -164,7 +164,8 @@ class GoogLeNet(nn.Module):
     width_multiplier: scales every channel count (1.0 = the published widths).
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
     lowering: which code computes the convolutions, batch norms and max pools (same numbers,
-      same parameters); None = ``lowering.for_backend()`` of the backend it is traced on.
+      same parameters); None = ``lowering.for_backend(network=label)`` of the backend it is traced
+      on.
     bn_axis_name: training-mode batch statistics averaged over this named device axis
       (synchronised batch norm, for small per-device batches); None = each device's own, as the
       papers trained.
@@ -229,7 +230,7 @@ class GoogLeNet(nn.Module):
     # Aux heads own parameters: build them whenever the model is initialised.
     run_aux = self.aux_logits and (want_aux or self.is_initializing())
 
-    lowering = layers.resolve(self.lowering)
+    lowering = layers.resolve(self.lowering, self.label)
     conv = layers.conv_block(self.use_bn, self.width_multiplier, self.dtype, lowering,
                              self.bn_axis_name, self.bn_momentum)
     max_pool = functools.partial(layers.max_pool, ceil_mode=True, lowering=lowering)

@@ -273,7 +273,8 @@ class InceptionV3(nn.Module):
     width_multiplier: scales every channel count (1.0 = the published widths).
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
     lowering: which code computes the convolutions, batch norms and max pools (same numbers,
-      same parameters); None = ``lowering.for_backend()`` of the backend it is traced on.
+      same parameters); None = ``lowering.for_backend(network=label)`` of the backend it is traced
+      on.
     bn_axis_name: training-mode batch statistics averaged over this named device axis
       (synchronised batch norm, for small per-device batches); None = each device's own, as the
       papers trained.
@@ -358,7 +359,7 @@ class InceptionV3(nn.Module):
             f' pixels (got {h}x{w}); use images of at least {aux_min} pixels, or set '
             'aux_adaptive=True (adaptive aux pooling) or aux_logits=False')
 
-    lowering = layers.resolve(self.lowering)
+    lowering = layers.resolve(self.lowering, self.label)
     conv = layers.conv_block(True, self.width_multiplier, self.dtype, lowering,
                              self.bn_axis_name, self.bn_momentum)
     x = images.astype(self.dtype)

@@ -8,8 +8,8 @@ pooling that counts the zero padding in the divisor (``count_include_pad=True``)
 on NHWC arrays.
 
 Which code computes a convolution, a batch norm or a max pool is not decided here: the layers
-take a :class:`~inception_jax.lowering.Lowering` (None = the current backend's,
-``lowering.for_backend()``, looked up at trace time), which never changes the numbers.
+take a :class:`~inception_jax.lowering.Lowering` (None = the current backend's for that network,
+``lowering.for_backend(network=...)``, looked up at trace time), which never changes the numbers.
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ def scale_channels(channels: int, width_multiplier: float) -> int:
   return max(1, int(round(channels * width_multiplier)))
 
 
-def resolve(lowering: Lowering | None) -> Lowering:
-  """``lowering``, or the current backend's when None (called at trace time)."""
-  return lowering if lowering is not None else lowering_lib.for_backend()
+def resolve(lowering: Lowering | None, network: str | None = None) -> Lowering:
+  """``lowering``, or the current backend's for ``network`` (a model's ``label``) when None
+  (called at trace time)."""
+  return lowering if lowering is not None else lowering_lib.for_backend(network=network)
 
 
 class ConvBN(nn.Module):
