@@ -14,11 +14,14 @@ stay fed (benchmarks/RESULTS.md works that out for the H200 step rates).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
 import time
 from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
 
 from inception_jax import bench, config_loading, errors
 from inception_jax.errors import UserError
@@ -27,27 +30,40 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
                                'configs', 'inception_v3_imagenet.py')
 
 
+def _real_examples(batch: dict[str, Any]) -> int:
+  """Examples in ``batch`` that are data: evaluation pads its last batch with masked ones."""
+  mask = batch.get('mask')
+  return int(np.sum(mask)) if mask is not None else len(batch['label'])
+
+
 def time_batches(make_iterator: Callable[[], Iterator[dict[str, Any]]], batches: int,
-                 warmup: int) -> dict[str, float]:
-  """Images/s over ``batches`` batches after ``warmup`` (tf.data's autotuning and prefetch
-  settle in the first ones); iterators that end (one evaluation pass) are started again."""
-  iterator = make_iterator()
+                 warmup: int, clock: Callable[[], float] = time.perf_counter
+                 ) -> dict[str, float]:
+  """Images/s over ``batches`` batches, each taken from an iterator past its first ``warmup``
+  batches (tf.data's autotuning and prefetch settle in those).
 
-  def take() -> dict[str, Any]:
-    nonlocal iterator
-    try:
-      return next(iterator)
-    except StopIteration:
-      iterator = make_iterator()
-      return next(iterator)
-
-  for _ in range(warmup):
-    take()
-  images = 0
-  start = time.perf_counter()
-  for _ in range(batches):
-    images += len(take()['label'])
-  seconds = time.perf_counter() - start
+  An iterator that ends (one evaluation pass) is started again and warmed up again outside the
+  timed span, so the figure is the steady rate, not pipeline start-up. Padded evaluation
+  examples (``mask`` False) are not counted as images.
+  """
+  images = timed = 0
+  seconds = 0.0
+  while timed < batches:
+    iterator = make_iterator()
+    warmed = sum(1 for _ in itertools.islice(iterator, warmup))
+    timed_this_pass = 0
+    start = clock()
+    for batch in iterator:
+      images += _real_examples(batch)
+      timed += 1
+      timed_this_pass += 1
+      if timed == batches:
+        break
+    seconds += clock() - start
+    if not timed_this_pass:
+      raise UserError(f'one pass of this pipeline has only {warmed} batch(es), all of them '
+                      f'untimed warm-up (--warmup {warmup}); lower --warmup, or use a smaller '
+                      '--config.eval_batch_size so that a pass has more batches')
   cores = bench.cpu_count()  # the affinity mask, what tf.data sizes its pools by
   return {'images_per_second': images / seconds,
           'images_per_second_per_core': images / seconds / cores,

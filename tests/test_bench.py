@@ -176,3 +176,32 @@ def test_plain_builds_a_lowering_and_changes_nothing_else():
   assert bench._lowerings(plain) == {  # pylint: disable=protected-access
       'conv': 'nn.Conv', 'norm': 'nn.BatchNorm', 'pool': 'autodiff of reduce_window',
       'winograd': 'no Winograd'}
+
+
+def test_pipeline_rate_times_warm_batches_and_counts_only_real_examples():
+  """``--pipeline-only``: an evaluation pass that ends is restarted and warmed up outside the
+  timed span, and its padded examples (mask False) are not counted as images. A fake clock that
+  only the fake pipeline advances makes the figures exact."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from inception_jax import pipeline_rate  # pylint: disable=g-import-not-at-top
+  now = [0.0]
+  passes = []
+
+  def one_pass():
+    now[0] += 100.0  # pipeline start-up: must not be timed
+    passes.append(now[0])
+    for i in range(4):  # 4 batches of 8; the last holds 5 real examples and 3 padded
+      now[0] += 1.0
+      yield {'label': np.zeros(8, np.int32), 'mask': np.arange(8) < (8 if i < 3 else 5)}
+
+  r = pipeline_rate.time_batches(one_pass, batches=5, warmup=1, clock=lambda: now[0])
+  # Pass 1 times batches 2-4 (8 + 8 + 5 images), pass 2 batches 2-3 (8 + 8); 1 s each.
+  assert len(passes) == 2
+  assert (r['images'], r['seconds'], r['images_per_second']) == (37, 5.0, 7.4)
+  # Training batches carry no mask: every example counts.
+  ticks = iter(range(100))
+  train = pipeline_rate.time_batches(lambda: iter([{'label': np.zeros(8)}] * 3), batches=4,
+                                     warmup=0, clock=lambda: float(next(ticks)))
+  assert train['images'] == 32
+  with pytest.raises(UserError, match='lower --warmup'):
+    pipeline_rate.time_batches(one_pass, batches=1, warmup=4, clock=lambda: now[0])
