@@ -103,8 +103,8 @@ def for_backend(backend: str | None = None, network: str | None = None) -> Lower
       # "Inception v3's convolutions on the Zen 5 EPYC": there FastConv (and so Winograd) gave
       # no training gain over XLA's own convolutions and slowed evaluation, in runs alternated
       # over two sessions. (On the AVX-512 EPYC of sessions 1-7 Winograd had paid for v3; that
-      # machine is gone, and this is the CPU in use.) GoogLeNet keeps both: they pay for it on
-      # both machines.
+      # machine is gone, and this is the CPU in use.) GoogLeNet keeps both: they pay for its
+      # training on both machines (the same section, GoogLeNet's A/B).
       chosen = dataclasses.replace(chosen, conv=nn.Conv, winograd=False)
     return chosen
   if backend == 'gpu':
