@@ -20,7 +20,6 @@ import os
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from inception_jax import config_loading, errors
 from inception_jax.errors import UserError
@@ -33,13 +32,8 @@ def _define_flags() -> None:
   or value is reported as one line instead of a traceback."""
   global _CONFIG, _WORKDIR, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST, _HEARTBEAT
   global _COMPILATION_CACHE
-  try:
-    _CONFIG = config_flags.DEFINE_config_file(
-        'config', _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).',
-        lock_config=True)
-  except (AttributeError, KeyError) as e:
-    errors.fail(errors.unknown_config_field(e, sys.argv[1:],
-                                            '`python train.py --helpfull` lists the fields'))
+  _CONFIG = config_loading.define_config_flag(
+      _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).', 'python train.py')
   _WORKDIR = flags.DEFINE_string(
       'workdir', os.path.join('workdirs', 'default'),
       'Directory for checkpoints, metrics.jsonl, TensorBoard events and config.json; rerunning '
@@ -63,8 +57,7 @@ def _define_flags() -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
+  config_loading.reject_positional(argv)
   import jax  # pylint: disable=g-import-not-at-top
   # pylint: disable-next=g-import-not-at-top
   from inception_jax.training import compilation_cache, integrity, loop, parallel

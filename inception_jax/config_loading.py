@@ -14,11 +14,13 @@ import copy
 import hashlib
 import importlib.util
 import os
+import sys
 import types
 from typing import Any, Mapping, Sequence
 
 import ml_collections
 
+from inception_jax import errors
 from inception_jax.errors import UserError
 
 DATASETS = ('digits', 'imagenet')  # the data options of the configs that offer both
@@ -30,6 +32,35 @@ def split_config_spec(spec: str) -> tuple[str, str | None]:
   if sep:
     return head + '.py', tail
   return spec, None
+
+
+def define_config_flag(default: str | None, help_text: str, command: str) -> Any:
+  """``--config``, the locked ml_collections config-file flag every command line here takes.
+
+  config_flags applies ``--config.KEY=VALUE`` while the flag is defined, so a misspelt field is
+  caught here and becomes one line that points at ``command --helpfull`` (which lists the
+  fields), instead of a traceback.
+  """
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  try:
+    return config_flags.DEFINE_config_file('config', default, help_text, lock_config=True)
+  except (AttributeError, KeyError) as e:
+    errors.fail(errors.unknown_config_field(e, sys.argv[1:],
+                                            f'`{command} --helpfull` lists the fields'))
+
+
+def reject_positional(argv: Sequence[str], hint: str = 'use --config.KEY=VALUE') -> None:
+  """absl hands leftover words back as ``argv[1:]``: a one-line error saying what to use."""
+  if len(argv) > 1:
+    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; {hint}')
+
+
+def quiet_logging_unless_verbose(argv: Sequence[str]) -> None:
+  """absl logging at WARNING (Orbax and TFDS are chatty at INFO) unless ``argv`` sets
+  ``--verbosity``/``-v``."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  if not any(a.startswith(('--verbosity', '-v', '--v=')) for a in argv):
+    logging.set_verbosity(logging.WARNING)
 
 
 def config_from_flag(flag: Any, *, probe: str = 'dataset',

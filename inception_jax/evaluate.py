@@ -302,16 +302,11 @@ def _define_flags() -> None:
   """The flags; config_flags applies ``--config.KEY=VALUE`` while parsing, so a bad key or value
   becomes one line (as in train.py)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   global _CONFIG, _CHECKPOINT, _CROPS, _BATCH_SIZE, _IMAGE_SIZE, _JSON, _EMA
-  try:
-    _CONFIG = config_flags.DEFINE_config_file(
-        'config', _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
-        'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
-        'eval_batch_size.', lock_config=True)
-  except (AttributeError, KeyError) as e:
-    errors.fail(errors.unknown_config_field(
-        e, sys.argv[1:], '`python -m inception_jax.evaluate --helpfull` lists the fields'))
+  _CONFIG = config_loading.define_config_flag(
+      _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
+      'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
+      'eval_batch_size.', 'python -m inception_jax.evaluate')
   _CHECKPOINT = flags.DEFINE_string(
       'checkpoint', None, 'Training --workdir, converted --out directory, or one of their '
       'checkpoints/<step> directories.')
@@ -328,9 +323,7 @@ def _define_flags() -> None:
 
 
 def main(argv) -> dict[str, Any]:
-  if len(argv) > 1:
-    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --checkpoint=DIR and '
-                    '--config.KEY=VALUE')
+  config_loading.reject_positional(argv, 'use --checkpoint=DIR and --config.KEY=VALUE')
   crops = _CROPS.value
   if crops not in (1, 10, 144):  # crops.PROTOCOLS, checked before the heavy imports
     raise UserError(f'--crops must be 1, 10 or 144, got {crops!r}')
@@ -347,16 +340,8 @@ def main(argv) -> dict[str, Any]:
   return result
 
 
-def _quiet_libraries(argv) -> None:
-  """Warnings and errors only, unless --verbosity is given."""
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  if not any(a.startswith(('--verbosity', '-v', '--v=')) for a in sys.argv[1:]):
-    logging.set_verbosity(logging.WARNING)
-  del argv
-
-
 def _run(argv):
-  _quiet_libraries(argv)
+  config_loading.quiet_logging_unless_verbose(sys.argv[1:])
   errors.run_cli(lambda: main(argv))
 
 

@@ -104,15 +104,10 @@ def format_report(report: dict[str, Any]) -> str:
 
 def _define_flags() -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   global _CONFIG, _BATCHES, _WARMUP, _JSON
-  try:
-    _CONFIG = config_flags.DEFINE_config_file(
-        'config', _DEFAULT_CONFIG, 'Training config file (configs/*.py[:variant]).',
-        lock_config=True)
-  except (AttributeError, KeyError) as e:
-    errors.fail(errors.unknown_config_field(
-        e, sys.argv[1:], '`python -m inception_jax.bench --pipeline-only --helpfull` lists them'))
+  _CONFIG = config_loading.define_config_flag(
+      _DEFAULT_CONFIG, 'Training config file (configs/*.py[:variant]).',
+      'python -m inception_jax.bench --pipeline-only')
   _BATCHES = flags.DEFINE_integer('batches', 20, 'Timed batches per split.', lower_bound=1)
   _WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed batches first.', lower_bound=0)
   _JSON = flags.DEFINE_string('json', None, 'Also write the figures to this file as '
@@ -120,8 +115,7 @@ def _define_flags() -> None:
 
 
 def _main(argv: Sequence[str]) -> dict[str, Any]:
-  if len(argv) > 1:
-    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
+  config_loading.reject_positional(argv)
   from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
   config = config_loading.config_from_flag(_CONFIG)
   schema.validate_config(config, check_model=False)
@@ -138,11 +132,10 @@ def _main(argv: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> int:
   """``python -m inception_jax.bench --pipeline-only ...``: ``argv`` without the program name."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  from absl import app, logging  # pylint: disable=g-import-not-at-top
+  from absl import app  # pylint: disable=g-import-not-at-top
   sys.argv = [f'{sys.argv[0]} --pipeline-only'] + list(argv)
   _define_flags()
-  if not any(a.startswith(('--verbosity', '-v', '--v=')) for a in argv):
-    logging.set_verbosity(logging.WARNING)
+  config_loading.quiet_logging_unless_verbose(argv)
   # app.run exits with main's return value: None, so a report dict is not printed as an error.
   app.run(lambda a: errors.run_cli(lambda: _main(a)) and None,
           flags_parser=errors.parse_absl_flags)

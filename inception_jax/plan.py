@@ -284,15 +284,10 @@ def format_plan(plan: dict[str, Any]) -> str:
 def _define_flags() -> None:
   """The flags; config_flags applies ``--config.KEY=VALUE`` while parsing (as train.py)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   global _CONFIG, _DEVICES, _PROCESSES, _IPS, _WORKDIR, _JSON, _NUM_TRAIN, _NUM_EVAL
-  try:
-    _CONFIG = config_flags.DEFINE_config_file(
-        'config', _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
-        'Training config file (configs/*.py[:variant]).', lock_config=True)
-  except (AttributeError, KeyError) as e:
-    errors.fail(errors.unknown_config_field(
-        e, sys.argv[1:], '`python -m inception_jax.plan --helpfull` lists the fields'))
+  _CONFIG = config_loading.define_config_flag(
+      _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
+      'Training config file (configs/*.py[:variant]).', 'python -m inception_jax.plan')
   _DEVICES = flags.DEFINE_integer(
       'devices', 0, 'Devices over all processes; 0 = config.num_devices, else this machine\'s.',
       lower_bound=0)
@@ -310,8 +305,7 @@ def _define_flags() -> None:
 
 
 def main(argv) -> dict[str, Any]:
-  if len(argv) > 1:
-    raise UserError(f'unexpected arguments {" ".join(argv[1:])!r}; use --config.KEY=VALUE')
+  config_loading.reject_positional(argv)
   if _IPS.value is not None and _WORKDIR.value:
     raise UserError('give --images_per_second or --workdir (measured speed), not both')
   config = config_loading.config_from_flag(_CONFIG)
@@ -325,9 +319,7 @@ def main(argv) -> dict[str, Any]:
 
 
 def _run(argv):
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  if not any(a.startswith(('--verbosity', '-v', '--v=')) for a in sys.argv[1:]):
-    logging.set_verbosity(logging.WARNING)
+  config_loading.quiet_logging_unless_verbose(sys.argv[1:])
   errors.run_cli(lambda: main(argv))
 
 
