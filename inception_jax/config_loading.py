@@ -3,9 +3,11 @@
 Config files (``configs/**/*.py``) are files, not a package, so they load one another by path with
 :func:`load_config_module` / :func:`load_config_file`, and state what they change from the config
 they start from as a dict of dotted fields applied by :func:`apply_overrides`, which refuses a
-misspelt field instead of adding it. This module imports only ml_collections; a config built on
-``schema.base_config()`` also loads the model registry (and JAX) once, for the types of the model
-fields it can override.
+misspelt field instead of adding it. The command lines read their ``--config`` through
+:func:`define_config_flag` and :func:`config_from_flag`, and share :func:`reject_positional` and
+:func:`quiet_logging_unless_verbose`. This module imports only ml_collections (absl, lazily) and
+this package's ``errors``; a config built on ``schema.base_config()`` also loads the model
+registry (and JAX) once, for the types of the model fields it can override.
 """
 
 from __future__ import annotations
