@@ -21,7 +21,8 @@ import sys
 
 from absl import app, flags, logging
 
-from inception_jax import config_loading, errors
+from inception_jax.config import loading as config_loading
+from inception_jax import errors
 from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'default.py')

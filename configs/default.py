@@ -37,8 +37,8 @@ Sources of the numbers:
     eval batch is padded and masked (every example counted once).
 """
 
-from inception_jax import config_loading
-from inception_jax.training import schema
+from inception_jax.config import loading as config_loading
+from inception_jax.config import schema
 
 # What the quick start changes from the schema's neutral values. It keeps the schema's
 # ``ema_decay`` 0 (too few steps for Polyak averaging to help) and ``eval_every_steps`` 0 (only

@@ -61,7 +61,7 @@ the linear rule with 5 warm-up epochs (Goyal et al. 2017), 90 epochs (Goyal et a
 run states a batch for it (``recipe_verified_batch_size`` 0), so it runs with a warning.
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 imagenet = config_loading.load_config_module('common/imagenet.py', relative_to=__file__)
 

@@ -73,7 +73,7 @@ linearly (1.44) with 5 warm-up epochs (Goyal et al. 2017). No published run veri
 32 (``recipe_verified_batch_size`` 32), so it runs with a warning at its default batch.
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 imagenet = config_loading.load_config_module('common/imagenet.py', relative_to=__file__)
 

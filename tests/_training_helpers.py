@@ -32,7 +32,7 @@ if __name__ == '__main__':  # as a script: make the repo importable
 from inception_jax import models  # pylint: disable=g-import-not-at-top
 from inception_jax.models import ModelOutput  # pylint: disable=g-import-not-at-top
 from inception_jax.training import programs, run_setup  # pylint: disable=g-import-not-at-top
-from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
 
 # One cache of compiled programs for every in-process run of the suite: runs of the same program
 # (TinyNet on 2 devices, in several test files) compile it once.

@@ -182,24 +182,24 @@ def _inproc_case(what, tmp, tiny) -> Callable[[], Any]:
 def _call_case(what, tmp) -> Callable[[], Any]:
   """Other entry points, called as their ``__main__`` calls them."""
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-  from inception_jax import predict  # pylint: disable=g-import-not-at-top
-  from inception_jax.convert import __main__ as convert_cli  # pylint: disable=g-import-not-at-top
+  from inception_jax.tools import predict  # pylint: disable=g-import-not-at-top
+  from inception_jax.tools import convert as convert_cli  # pylint: disable=g-import-not-at-top
   from inception_jax.training import parallel  # pylint: disable=g-import-not-at-top
   if what == 'multiprocess':  # train.py --num_processes=2 alone
     return lambda: parallel.maybe_initialize_distributed(None, 2, None)
   if what == 'predict':
     return lambda: predict.main(['--checkpoint', os.path.join(tmp, 'none'), '--example'])
   if what == 'summary':
-    from inception_jax import summary  # pylint: disable=g-import-not-at-top
+    from inception_jax.tools import summary  # pylint: disable=g-import-not-at-top
     return lambda: summary.main(['--model', 'googlenet', '--bogus'])
   if what == 'report':
-    from inception_jax import report  # pylint: disable=g-import-not-at-top
+    from inception_jax.tools import report  # pylint: disable=g-import-not-at-top
     return lambda: report.main([])
   if what == 'prepare':
-    from inception_jax.data import prepare  # pylint: disable=g-import-not-at-top
+    from inception_jax.tools import prepare  # pylint: disable=g-import-not-at-top
     return lambda: prepare.main(['--dataset', 'digits', '--bogus'])
   if what == 'evaluate':
-    from inception_jax import evaluate  # pylint: disable=g-import-not-at-top
+    from inception_jax.inference import evaluation as evaluate  # pylint: disable=g-import-not-at-top
     return lambda: evaluate.evaluate(_config(), os.path.join(tmp, 'none'))
   path = os.path.join(tmp, f'{what}.safetensors')
   if what == 'resnet':

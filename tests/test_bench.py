@@ -19,7 +19,7 @@ try:  # Before anything imports TensorFlow (torchvision's triton and TensorFlow 
 except ImportError:
   HAVE_TORCH = False
 
-from inception_jax import bench
+from inception_jax.tools import bench
 from inception_jax.errors import UserError
 
 TINY = ['--model', 'googlenet_tv', '--batch', '2', '--size', '32', '--steps', '2', '--warmup',
@@ -105,7 +105,7 @@ def test_compare_refuses_a_different_architecture():
 
 
 def test_bad_flags_are_one_line_errors():
-  proc = subprocess.run([sys.executable, '-m', 'inception_jax.bench', '--batch', '0'],
+  proc = subprocess.run([sys.executable, '-m', 'inception_jax.tools.bench', '--batch', '0'],
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == ['error: --batch must be >= 1 (got 0)']
@@ -183,7 +183,7 @@ def test_pipeline_rate_times_warm_batches_and_counts_only_real_examples():
   timed span, and its padded examples (mask False) are not counted as images. A fake clock that
   only the fake pipeline advances makes the figures exact."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from inception_jax import pipeline_rate  # pylint: disable=g-import-not-at-top
+  from inception_jax.tools import pipeline_rate  # pylint: disable=g-import-not-at-top
   now = [0.0]
   passes = []
 

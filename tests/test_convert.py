@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inception_jax import convert
+from inception_jax.convert import torchvision as convert
 from inception_jax import models
-from inception_jax.convert import __main__ as convert_cli
+from inception_jax.tools import convert as convert_cli
 from inception_jax.errors import UserError
 
 try:
@@ -380,7 +380,7 @@ def test_out_dir_must_be_new(tmp_path):
 
 def test_cli_missing_file_is_one_line_exit_2(tmp_path):
   proc = subprocess.run(
-      [sys.executable, '-m', 'inception_jax.convert', '--from', 'torchvision', '--model',
+      [sys.executable, '-m', 'inception_jax.tools.convert', '--from', 'torchvision', '--model',
        'inception_v3', '--weights', str(tmp_path / 'nope.pth'), '--out', str(tmp_path / 'out')],
       cwd=REPO, env={**os.environ, 'PYTHONPATH': REPO}, capture_output=True, text=True,
       timeout=120)

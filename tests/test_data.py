@@ -21,9 +21,10 @@ import tensorflow as tf
 from inception_jax.data import digits
 from inception_jax.data import input_pipeline as ip
 from inception_jax.data import prepare
+from inception_jax.tools import prepare as prepare_cli
 from inception_jax.data import preprocessing
 from inception_jax.errors import UserError
-from inception_jax.training import schema
+from inception_jax.config import schema
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -454,7 +455,7 @@ def test_unprepared_tfds_dataset_says_how_to_prepare_it(tmp_path):
     ip.get_dataset_info(make_config(str(tmp_path), dataset='mnist'))
   message = str(e.value)
   assert '\n' not in message and 'not prepared' in message
-  assert f'python -m inception_jax.data.prepare --dataset mnist --data_dir {tmp_path}' in message
+  assert f'python -m inception_jax.tools.prepare --dataset mnist --data_dir {tmp_path}' in message
 
 
 def test_unprepared_imagenet_names_the_manual_tarballs(tmp_path):
@@ -478,7 +479,7 @@ def test_unknown_dataset_is_a_user_error_naming_the_options(tmp_path, name):
 
 
 def test_prepare_cli_builds_digits(tmp_path, capsys):
-  prepare.main(['--dataset', 'digits', '--data_dir', str(tmp_path)])
+  prepare_cli.main(['--dataset', 'digits', '--data_dir', str(tmp_path)])
   assert 'digits is prepared in' in capsys.readouterr().out
   assert digits.Digits(data_dir=str(tmp_path)).is_prepared()
 

@@ -28,19 +28,20 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from inception_jax import crops
-from inception_jax import evaluate
+from inception_jax.data import crops
+from inception_jax.inference import evaluation as evaluate
 from inception_jax import models
-from inception_jax import predict
+from inception_jax.inference import prediction
+from inception_jax.tools import predict
 from inception_jax import progress as progress_lib
-from inception_jax import restore
+from inception_jax.inference import restore
 from inception_jax.data import digits
 from inception_jax.data import input_pipeline
 from inception_jax.data import preprocessing
 from inception_jax import errors
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
-from inception_jax.training import schema
+from inception_jax.config import schema
 from inception_jax.training import state as state_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -197,7 +198,7 @@ def setup(tmp_path_factory):
                                                         total_steps=7))
   checkpointer.close()
 
-  from inception_jax import convert  # pylint: disable=g-import-not-at-top
+  from inception_jax.convert import torchvision as convert  # pylint: disable=g-import-not-at-top
   meta = convert.conversion_metadata(MODEL, raw)
   meta.update(image_size=SIZE, eval_crop_fraction=0.8, model_overrides=OVERRIDES)
   converted = root / 'converted'
@@ -350,8 +351,8 @@ def test_predict_prints_top5_for_the_bundled_images(setup, tmp_path, capsys):
   labels.write_text(''.join(f'digit {i}\n' for i in range(10)))
   results = predict.main(['--checkpoint', setup['workdir'], '--example', '--labels', str(labels)])
   out = capsys.readouterr().out.splitlines()
-  assert [r['image'] for r in results] == predict.example_images()
-  assert len(out) == 2 * 6 and out[0] == predict.example_images()[0]
+  assert [r['image'] for r in results] == prediction.example_images()
+  assert len(out) == 2 * 6 and out[0] == prediction.example_images()[0]
   for r in results:
     probs = [p for _, _, p in r['top']]
     assert len(r['top']) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
@@ -360,7 +361,7 @@ def test_predict_prints_top5_for_the_bundled_images(setup, tmp_path, capsys):
   assert out[1] == f'  1. {100 * p:6.2f}%  {name}  [{index}]'
   # The probabilities are the model's on the digit's 1-crop view (crop fraction 0.875: no config
   # in this hand-made workdir).
-  with open(predict.example_images()[0], 'rb') as f:
+  with open(prediction.example_images()[0], 'rb') as f:
     png = tf.constant(f.read())
   view = crops.make_views_fn(1, {'image_size': SIZE, 'eval_crop_fraction': 0.875})(png).numpy()
   clf = evaluate.Classifier(setup['model'], {'params': setup['ema'],
@@ -371,14 +372,14 @@ def test_predict_prints_top5_for_the_bundled_images(setup, tmp_path, capsys):
 
 
 def test_class_names_sources():
-  table = predict.imagenet_classes()
+  table = prediction.imagenet_classes()
   assert len(table) == 1000 and table[0] == ('n01440764', 'tench')
   synsets = [s for s, _ in table]
   assert synsets == sorted(synsets) and len(set(synsets)) == 1000
-  assert predict.class_names({'num_classes': 1000})[1] == 'goldfish'
-  assert predict.class_names({'num_classes': 10, 'dataset': 'digits'}) == [str(i) for i in range(10)]
-  assert predict.class_names({'num_classes': 3}) == ['0', '1', '2']
-  assert predict.class_names({'num_classes': 2, 'class_names': ['cat', 'dog']}) == ['cat', 'dog']
+  assert prediction.class_names({'num_classes': 1000})[1] == 'goldfish'
+  assert prediction.class_names({'num_classes': 10, 'dataset': 'digits'}) == [str(i) for i in range(10)]
+  assert prediction.class_names({'num_classes': 3}) == ['0', '1', '2']
+  assert prediction.class_names({'num_classes': 2, 'class_names': ['cat', 'dog']}) == ['cat', 'dog']
 
 
 @pytest.mark.slow  # compiles and runs the classifier
@@ -390,7 +391,7 @@ def test_unreadable_images_are_skipped_and_all_unreadable_is_an_error(setup, tmp
   cut = tmp_path / 'cut.png'
   cut.write_bytes(png.read_bytes()[:40])
   warnings = []
-  results = predict.predict(
+  results = prediction.predict(
       setup['workdir'], [str(junk), str(png), str(tmp_path / 'missing.png'), str(cut)],
       warn=warnings.append)
   assert [('error' in r) for r in results] == [True, False, True, True]
@@ -401,7 +402,7 @@ def test_unreadable_images_are_skipped_and_all_unreadable_is_an_error(setup, tmp
       f'warning: cannot read {cut} as an image (damaged or truncated PNG data); skipped']
   assert len(results[1]['top']) == 5
   with pytest.raises(UserError, match='junk.jpg'):
-    predict.predict(setup['workdir'], [str(junk)], warn=warnings.append)
+    prediction.predict(setup['workdir'], [str(junk)], warn=warnings.append)
 
 
 def test_predict_on_a_text_file_says_why_once(setup, tmp_path, capsys):
@@ -416,7 +417,7 @@ def test_predict_on_a_text_file_says_why_once(setup, tmp_path, capsys):
   # Several files, none readable: each reason once (warnings), then the error without them.
   warnings = []
   with pytest.raises(UserError, match=r'^none of the 2 images could be read \(reasons above\)$'):
-    predict.predict(setup['workdir'], [str(notes), str(notes)], warn=warnings.append)
+    prediction.predict(setup['workdir'], [str(notes), str(notes)], warn=warnings.append)
   assert len(warnings) == 2 and all('[Op:' not in w and 'notes.txt' in w for w in warnings)
 
 
@@ -508,7 +509,7 @@ def test_evaluate_cli_reports_bad_flags_in_one_line():
   for args, pattern in ((['--crops=7'], '--crops must be 1, 10 or 144'),
                         (['--checkpoint=x', '--config.no_such_field=1'], 'no_such_field'),
                         (['--checkpoint=x', 'extra'], 'unexpected arguments')):
-    proc = subprocess.run([sys.executable, '-m', 'inception_jax.evaluate', *args], cwd=REPO,
+    proc = subprocess.run([sys.executable, '-m', 'inception_jax.tools.evaluate', *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=REPO))
     lines = [l for l in proc.stderr.splitlines() if l.startswith('error:')]

@@ -162,7 +162,7 @@ def test_damaged_newest_checkpoint_is_moved_aside_and_training_resumes_from_the_
 
 
 def test_flipped_byte_is_caught_by_the_inference_loader_too(reference, tmp_path):
-  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+  from inception_jax.inference import restore  # pylint: disable=g-import-not-at-top
   workdir = _copy(reference, tmp_path)
   _flip_byte(os.path.join(ckpt_lib.checkpoint_dir(workdir), '8'))
   with registered('tinynet', TINYNET):

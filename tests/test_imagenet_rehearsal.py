@@ -17,7 +17,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from inception_jax.data import fake_imagenet, prepare
+from inception_jax.data import fake_imagenet
+from inception_jax.tools import fake_imagenet as fake_imagenet_cli
+from inception_jax.tools import prepare as prepare_cli
 from inception_jax.errors import UserError
 from _training_helpers import loop_options
 
@@ -32,9 +34,9 @@ pytestmark = pytest.mark.slow  # builds a TFDS dataset and compiles both network
 def data_dir(tmp_path_factory) -> str:
   root = str(tmp_path_factory.mktemp('imagenet'))
   manual = os.path.join(root, 'downloads', 'manual')
-  fake_imagenet.main(['--manual_dir', manual, '--val', str(VAL_IMAGES),
+  fake_imagenet_cli.main(['--manual_dir', manual, '--val', str(VAL_IMAGES),
                       '--train_per_class', str(TRAIN_PER_CLASS), '--classes', '8'])
-  prepare.main(['--dataset', 'imagenet2012', '--data_dir', root])
+  prepare_cli.main(['--dataset', 'imagenet2012', '--data_dir', root])
   return root
 
 
@@ -109,7 +111,7 @@ def test_refuses_a_non_empty_output_and_leaves_nothing_half_written(tmp_path, ca
   manual.mkdir()
   (manual / 'notes.txt').write_text('mine')
   with pytest.raises(SystemExit) as exit_info:
-    fake_imagenet.run_cli(lambda: fake_imagenet.main(['--manual_dir', str(manual), '--val', '1']))
+    fake_imagenet_cli.run_cli(lambda: fake_imagenet_cli.main(['--manual_dir', str(manual), '--val', '1']))
   assert exit_info.value.code == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith('error: ') and 'not empty' in err[0]

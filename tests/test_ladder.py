@@ -9,8 +9,10 @@ import re
 
 import pytest
 
-from inception_jax import models, summary, sweep
-from inception_jax.training import schema
+from inception_jax import models
+from inception_jax.models import summary
+from inception_jax.tools import sweep
+from inception_jax.config import schema
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LADDER = os.path.join(REPO, 'configs', 'ladder')

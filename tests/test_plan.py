@@ -1,4 +1,4 @@
-"""``python -m inception_jax.plan``: the run's numbers before the first step, without the data,
+"""``python -m inception_jax.tools.plan``: the run's numbers before the first step, without the data,
 equal to what the training loop will use. No model is compiled here."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from inception_jax import plan, sweep
+from inception_jax.training import plan
+from inception_jax.tools import sweep
 from inception_jax.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,7 +128,7 @@ def test_measured_speed_is_the_median_of_the_logged_lines(tmp_path):
 
 
 def _cli(*args):
-  return subprocess.run([sys.executable, '-m', 'inception_jax.plan', *args], cwd=REPO,
+  return subprocess.run([sys.executable, '-m', 'inception_jax.tools.plan', *args], cwd=REPO,
                         capture_output=True, text=True, timeout=300,
                         env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2'))
 

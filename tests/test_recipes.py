@@ -11,9 +11,11 @@ import os
 import ml_collections
 import pytest
 
-from inception_jax import recipes, sweep
+from inception_jax.config import recipes
+from inception_jax.tools import sweep
 from inception_jax.errors import UserError
-from inception_jax.training import optimizers, schema
+from inception_jax.training import optimizers
+from inception_jax.config import schema
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

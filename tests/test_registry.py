@@ -15,11 +15,11 @@ import pytest
 from _training_helpers import registered
 import fault_helpers as fh
 
-from inception_jax import convert
+from inception_jax.convert import torchvision as convert
 from inception_jax import models
 from inception_jax.errors import UserError
 from inception_jax.models import ModelOutput
-from inception_jax.training import schema
+from inception_jax.config import schema
 
 
 class Tiny(nn.Module):
@@ -138,7 +138,7 @@ def test_a_registered_model_trains_with_its_own_field_from_the_command_line(tmp_
                 '--config.log_every_steps=1', '--config.checkpoint_every_steps=2',
                 '--config.tensorboard=False')
   assert proc.returncode == 0, fh.describe(proc)
-  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+  from inception_jax.inference import restore  # pylint: disable=g-import-not-at-top
   with registered('tiny', TINY):
     model, variables, meta = restore.load_for_inference(str(tmp_path / 'run'))
   assert (meta['model'], meta['step'], meta['model_overrides']['hidden']) == ('tiny', 2, 4)

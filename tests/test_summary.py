@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from inception_jax import models
-from inception_jax import summary
+from inception_jax.models import summary
+from inception_jax.tools import summary as summary_cli
 from inception_jax.errors import UserError
 from inception_jax.models import googlenet as googlenet_lib
 
@@ -95,16 +96,16 @@ def test_naive_vs_reduced_view():
 
 
 def test_cli_prints_tables_and_one_line_errors(capsys):
-  assert summary.main(['--model', 'googlenet_tv', '--naive-vs-reduced']) == 0
+  assert summary_cli.main(['--model', 'googlenet_tv', '--naive-vs-reduced']) == 0
   text = capsys.readouterr().out
   assert 'inception3a' in text and 'total (inference)' in text and '6,624,904' in text
   assert 'naive Inception modules' in text and 'all modules' in text
   with pytest.raises(UserError, match=r'at least 299x299 pixels \(got 200x200\).*aux_adaptive'):
-    summary.main(['--model', 'inception_v3', '--size', '200'])
+    summary_cli.main(['--model', 'inception_v3', '--size', '200'])
   with pytest.raises(UserError, match='key=value'):
-    summary.main(['--model', 'googlenet', '--set', 'aux_logits'])
+    summary_cli.main(['--model', 'googlenet', '--set', 'aux_logits'])
   with pytest.raises(UserError, match="unknown override 'colour'"):
-    summary.main(['--model', 'googlenet', '--set', 'colour=red'])
+    summary_cli.main(['--model', 'googlenet', '--set', 'colour=red'])
 
 
 @pytest.mark.slow  # spawns a Python process
@@ -112,7 +113,7 @@ def test_cli_json_in_a_fresh_interpreter():
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       [str(REPO), *filter(None, [os.environ.get('PYTHONPATH')])]))
   proc = subprocess.run(
-      [sys.executable, '-m', 'inception_jax.summary', '--model', 'inception_v3', '--set',
+      [sys.executable, '-m', 'inception_jax.tools.summary', '--model', 'inception_v3', '--set',
        'aux_logits=False', '--set', "stem='7x7'", '--json'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True)
   result = json.loads(proc.stdout)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from inception_jax import report, sweep
+from inception_jax.tools import report, sweep
 from inception_jax.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +32,7 @@ def _write(path, text):
 
 def _sweep_config_file(tmp_path, body: str, name: str = 'tiny_sweep.py') -> str:
   return _write(tmp_path / name, textwrap.dedent(f'''
-      from inception_jax import sweep
+      from inception_jax.tools import sweep
 
       def get_config(arg=None):
         c = sweep.sweep_config({os.path.join(REPO, 'configs', 'default.py')!r}, seeds=(0,))
@@ -143,7 +143,7 @@ if args.get('config.aux_weight') == '1.0':
   print('error: something broke', file=sys.stderr)
   sys.exit(3)
 sys.path.insert(0, REPO)
-from inception_jax import sweep
+from inception_jax.tools import sweep
 config = sweep.load_config_file(args['config'])
 config = sweep.apply_overrides(
     config, {k[len('config.'):]: json.loads(v) if v[:1].isdigit() else v
@@ -442,7 +442,8 @@ def test_report_statistics_on_synthetic_runs(tmp_path, capsys):
   assert (r['aux_weight'], r['seed'], r['status'], r['steps']) == ('0.0', '0', 'finished', '10')
   assert (float(r['final_top1']), float(r['best_top1']), r['best_step']) == (50.0, 55.0, '5')
   assert float(r['images_per_sec']) == 200.0  # median of 100 and 300
-  from inception_jax import models, summary
+  from inception_jax import models
+  from inception_jax.models import summary
   tiny = models.create('googlenet', num_classes=10, width_multiplier=0.125, aux_logits=False)
   assert int(r['params']) == summary.count_params(tiny, 32)
   assert int(r['macs']) == summary.count_macs(tiny, 32)

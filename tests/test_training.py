@@ -20,7 +20,8 @@ from _training_helpers import TinyNet, numpy_train_state, tiny_config
 
 from inception_jax import models
 from inception_jax.errors import UserError
-from inception_jax.training import losses, metrics, optimizers, schema
+from inception_jax.training import losses, metrics, optimizers
+from inception_jax.config import schema
 from inception_jax.training import state as state_lib
 from inception_jax.training import step as step_lib
 

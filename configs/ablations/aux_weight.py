@@ -7,10 +7,10 @@ as gradient highways. This sweep measures the weight: 0 (heads built and run, bu
 from them: same compute, same parameters, so images/s and size stay comparable), 0.1, 0.3 (the
 paper), 1.0.
 
-  python -m inception_jax.sweep --config=configs/ablations/aux_weight.py --workdir=sweeps/aux
-  python -m inception_jax.sweep --config=configs/ablations/aux_weight.py:imagenet \
+  python -m inception_jax.tools.sweep --config=configs/ablations/aux_weight.py --workdir=sweeps/aux
+  python -m inception_jax.tools.sweep --config=configs/ablations/aux_weight.py:imagenet \
       --workdir=/ckpt/aux --config.overrides.data_dir=/data/tfds
-  python -m inception_jax.sweep --config=configs/ablations/aux_weight.py --workdir=sweeps/aux \
+  python -m inception_jax.tools.sweep --config=configs/ablations/aux_weight.py --workdir=sweeps/aux \
       --config.seeds='(0,)' --print_commands
 
 Options (``:opt[,opt]``):
@@ -22,7 +22,8 @@ Options (``:opt[,opt]``):
     seed per cell.
 """
 
-from inception_jax import config_loading, sweep
+from inception_jax.config import loading as config_loading
+from inception_jax.tools import sweep
 
 BASES = {  # dataset option -> (training config, description)
     'digits': ('configs/default.py', 'GoogLeNet aux-loss weight on digits (offline)'),

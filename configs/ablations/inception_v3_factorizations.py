@@ -16,9 +16,9 @@ network itself: 5 cells x 3 seeds = 15 runs (directories ``variant=released/seed
 Table 3 changes one thing at a time too. Option ``product`` sweeps the full 2^4 product instead
 (axes ``stem``, ``factorize_5x5``, ``asymmetric_7x7``, ``expanded_3x3``).
 
-  python -m inception_jax.sweep --config=configs/ablations/inception_v3_factorizations.py \
+  python -m inception_jax.tools.sweep --config=configs/ablations/inception_v3_factorizations.py \
       --workdir=sweeps/v3
-  python -m inception_jax.sweep \
+  python -m inception_jax.tools.sweep \
       --config=configs/ablations/inception_v3_factorizations.py:imagenet,product \
       --workdir=/ckpt/v3 --config.overrides.data_dir=/data/tfds --print_commands
 
@@ -32,7 +32,8 @@ Options (``:opt[,opt]``):
   product: the full product of the four switches.
 """
 
-from inception_jax import config_loading, sweep
+from inception_jax.config import loading as config_loading
+from inception_jax.tools import sweep
 
 BASES = {  # dataset option -> (training config, description)
     'digits': ('configs/default.py', 'Inception v3 factorisations on digits (offline)'),

@@ -5,8 +5,8 @@ Rows are the files of configs/ladder/ (GoogLeNet, BN-GoogLeNet, BN-Inception, In
 ``config.paper``, so the report's table shows "top-1 err (run)" next to "top-1 err (paper)".
 Directories: ``row=01_googlenet/seed=0`` ...
 
-  python -m inception_jax.sweep --config=configs/ablations/ladder.py --workdir=sweeps/ladder
-  python -m inception_jax.sweep --config=configs/ablations/ladder.py:imagenet \
+  python -m inception_jax.tools.sweep --config=configs/ablations/ladder.py --workdir=sweeps/ladder
+  python -m inception_jax.tools.sweep --config=configs/ablations/ladder.py:imagenet \
       --workdir=/ckpt/ladder --config.overrides.data_dir=/data/tfds --print_commands
 
 Options (``:opt``):
@@ -17,7 +17,8 @@ Options (``:opt``):
     seed (the paper reports single runs): ``--config.seeds='(0, 1, 2)'`` for more.
 """
 
-from inception_jax import config_loading, sweep
+from inception_jax.config import loading as config_loading
+from inception_jax.tools import sweep
 
 ROWS = ('01_googlenet', '02_bn_googlenet', '03_bn_inception', '04_inception_v2', '05_rmsprop',
         '06_label_smoothing', '07_factorized_7x7', '08_bn_auxiliary')

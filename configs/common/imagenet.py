@@ -2,7 +2,7 @@
 
 ``configs/googlenet_imagenet.py`` and ``configs/inception_v3_imagenet.py`` (each with its paper's
 ``:paper`` variant) state only what they change from :func:`base`, and their docstrings cite every
-value. Left at the schema's values (``inception_jax.training.schema.base_config``) is ImageNet's
+value. Left at the schema's values (``inception_jax.config.schema.base_config``) is ImageNet's
 usual pipeline: Inception crops of 8-100 % of the area at aspect ratios 3/4-4/3 (Szegedy et al.
 2015, §6; TF-slim; MindCV's ``scale``/``ratio``; the Cloud TPU run raises the lower bound to 10 %),
 random flips, the 0.875 centre crop for evaluation (TF-slim's ``central_fraction``, MindCV's
@@ -11,8 +11,8 @@ random flips, the 0.875 centre crop for evaluation (TF-slim's ``central_fraction
 
 import os
 
-from inception_jax import config_loading
-from inception_jax.training import schema
+from inception_jax.config import loading as config_loading
+from inception_jax.config import schema
 
 IMAGENET = {
     'dataset': 'imagenet2012',

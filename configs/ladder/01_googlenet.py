@@ -18,7 +18,7 @@ setting.
   python train.py --config=configs/ladder/01_googlenet.py:digits --workdir=/tmp/ladder01  # smoke
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 common = config_loading.load_config_module('common.py', relative_to=__file__)
 

@@ -10,7 +10,7 @@ Change from row 1: ``model`` googlenet_2014 -> googlenet (only).
   python train.py --config=configs/ladder/02_bn_googlenet.py --workdir=/ckpt/ladder/02
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 common = config_loading.load_config_module('common.py', relative_to=__file__)
 

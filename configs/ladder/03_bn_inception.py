@@ -26,7 +26,7 @@ Where it differs from Ioffe & Szegedy's network (their Section 4.1 and appendix 
   python train.py --config=configs/ladder/03_bn_inception.py --workdir=/ckpt/ladder/03
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 common = config_loading.load_config_module('common.py', relative_to=__file__)
 

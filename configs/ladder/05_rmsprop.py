@@ -10,7 +10,7 @@ Change from row 4: ``optimizer`` sgd -> rmsprop (only; ``rmsprop_decay`` 0.9 and
   python train.py --config=configs/ladder/05_rmsprop.py --workdir=/ckpt/ladder/05
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 common = config_loading.load_config_module('common.py', relative_to=__file__)
 

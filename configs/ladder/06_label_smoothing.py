@@ -9,7 +9,7 @@ Change from row 5: ``label_smoothing`` 0.0 -> 0.1 (only).
   python train.py --config=configs/ladder/06_label_smoothing.py --workdir=/ckpt/ladder/06
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 common = config_loading.load_config_module('common.py', relative_to=__file__)
 

@@ -10,7 +10,7 @@ multiply-adds at 299 px (the paper: 3.8 -> 4.8 G ops).
   python train.py --config=configs/ladder/07_factorized_7x7.py --workdir=/ckpt/ladder/07
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 common = config_loading.load_config_module('common.py', relative_to=__file__)
 

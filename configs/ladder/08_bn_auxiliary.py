@@ -11,7 +11,7 @@ project's Inception v3 recipe (configs/inception_v3_imagenet.py) with the stem s
   python train.py --config=configs/ladder/08_bn_auxiliary.py --workdir=/ckpt/ladder/08
 """
 
-from inception_jax import config_loading
+from inception_jax.config import loading as config_loading
 
 common = config_loading.load_config_module('common.py', relative_to=__file__)
 

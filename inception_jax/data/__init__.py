@@ -5,5 +5,5 @@ Modules (import them directly; this package imports nothing, so importing it bui
                   num_eval_batches: the contract with the training loop (see its docstring).
   preprocessing   public TF preprocessing: inception crop, centre crop, flip, resize, normalise.
   digits          TFDS builder of scikit-learn's bundled 8x8 digits (the offline quick start).
-  prepare         ``python -m inception_jax.data.prepare --dataset NAME [--data_dir DIR]``.
+  prepare         ``python -m inception_jax.tools.prepare --dataset NAME [--data_dir DIR]``.
 """

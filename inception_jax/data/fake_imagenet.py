@@ -1,8 +1,8 @@
 r"""ILSVRC-2012 tarballs in the real layout, for rehearsing the ImageNet path end to end.
 
-  python -m inception_jax.data.fake_imagenet --manual_dir D/downloads/manual [--classes K] \
+  python -m inception_jax.tools.fake_imagenet --manual_dir D/downloads/manual [--classes K] \
       [--train_per_class N] [--val N] [--seed S]
-  python -m inception_jax.data.prepare --dataset imagenet2012 --data_dir D   # the real builder
+  python -m inception_jax.tools.prepare --dataset imagenet2012 --data_dir D   # the real builder
 
 writes the two files image-net.org gives you, as TFDS's ``imagenet2012`` builder reads them:
 
@@ -31,13 +31,12 @@ import dataclasses
 import importlib.util
 import io
 import os
-import sys
 import tarfile
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from inception_jax.errors import ArgumentParser, UserError, run_cli
+from inception_jax.errors import UserError
 
 TRAIN_TAR = 'ILSVRC2012_img_train.tar'
 VAL_TAR = 'ILSVRC2012_img_val.tar'
@@ -235,31 +234,3 @@ def write(manual_dir: str, plan: Plan, seed: int = 0) -> dict[str, int]:
         os.remove(partial)
     raise
   return counts
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-  parser = ArgumentParser(prog='python -m inception_jax.data.fake_imagenet',
-                          description=__doc__.splitlines()[0])
-  parser.add_argument('--manual_dir', required=True,
-                      help='where to write the tarballs: <data_dir>/downloads/manual for prepare')
-  parser.add_argument('--classes', type=int, default=10,
-                      help='training synsets, at least those the validation images need')
-  parser.add_argument('--train_per_class', type=int, default=8)
-  parser.add_argument('--val', type=int, default=50,
-                      help='validation images (the first N of ILSVRC 2012, labelled by TFDS)')
-  parser.add_argument('--seed', type=int, default=0)
-  args = parser.parse_args(argv)
-  manual_dir = os.path.abspath(args.manual_dir)
-  plan = make_plan(args.classes, args.train_per_class, args.val)
-  counts = write(manual_dir, plan, args.seed)
-  print(f'wrote {TRAIN_TAR} ({counts["train"]} images in {len(plan.train_synsets)} synsets) and '
-        f'{VAL_TAR} ({counts["validation"]} images) to {manual_dir}; odd files as in ILSVRC: '
-        f'{counts["cmyk"]} CMYK, {counts["png"]} PNG named .JPEG, {counts["grayscale"]} grayscale')
-  parent = os.path.dirname(manual_dir)
-  if os.path.basename(manual_dir) == 'manual' and os.path.basename(parent) == 'downloads':
-    print('next: python -m inception_jax.data.prepare --dataset imagenet2012 '
-          f'--data_dir {os.path.dirname(parent)}')
-
-
-if __name__ == '__main__':
-  run_cli(lambda: main(sys.argv[1:]))

@@ -23,7 +23,7 @@ Datasets (``config.dataset``):
     ``config.data_dir`` on first use, offline.
   * any TFDS image-classification name (``imagenet2012``, ``cifar10``, ``mnist``, ...), read
     from ``config.data_dir``; an unprepared one raises ``UserError`` saying how to prepare it
-    (``python -m inception_jax.data.prepare --dataset NAME --data_dir DIR``).
+    (``python -m inception_jax.tools.prepare --dataset NAME --data_dir DIR``).
   * ``folder:/path``: class sub-folders of images under ``/path/train`` and ``/path/validation``
     (or ``/path/val``); labels are the sorted sub-folder names of ``train``. Every file is
     test-decoded once (cached under ``<data_dir>/image_folder_index``); unreadable files are
@@ -66,7 +66,7 @@ from inception_jax.data import digits as digits_lib
 from inception_jax.data import preprocessing
 from inception_jax.data.quiet import quiet_tfds
 from inception_jax.errors import UserError
-from inception_jax.training import schema
+from inception_jax.config import schema
 
 # TensorFlow is only the input pipeline: it must never take GPU memory from JAX.
 try:
@@ -225,7 +225,7 @@ class _Source:
 
 def _unprepared_message(name: str, builder: tfds.core.DatasetBuilder) -> str:
   data_dir = os.fspath(builder.data_dir_root)
-  prepare = f'python -m inception_jax.data.prepare --dataset {name} --data_dir {data_dir}'
+  prepare = f'python -m inception_jax.tools.prepare --dataset {name} --data_dir {data_dir}'
   if name.split(':')[0].split('/')[0] in _IMAGENET_NAMES:
     manual = os.path.join(data_dir, 'downloads', 'manual')
     return (f"dataset '{name}' is not prepared in {data_dir}: put ILSVRC2012_img_train.tar and "

@@ -1,4 +1,4 @@
-"""Prepares a TFDS dataset for training: ``python -m inception_jax.data.prepare --dataset NAME``.
+"""Prepares a TFDS dataset for training: ``python -m inception_jax.tools.prepare --dataset NAME``.
 
 One command for every dataset the pipeline reads by name; it calls TFDS's
 ``download_and_prepare`` (``tfds build NAME --data_dir=DIR`` is equivalent). TFDS's progress bars
@@ -6,7 +6,7 @@ are drawn only when stderr is a terminal (a log file gets no escape codes).
 
 ImageNet (``imagenet2012``) cannot be downloaded automatically: register at image-net.org, put
 ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` in ``<data_dir>/downloads/manual/``,
-then run ``python -m inception_jax.data.prepare --dataset imagenet2012 --data_dir <data_dir>``
+then run ``python -m inception_jax.tools.prepare --dataset imagenet2012 --data_dir <data_dir>``
 (about 150 GB of TFRecords; hours on a few cores). ``digits`` is built offline in a second.
 """
 
@@ -15,10 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from typing import Iterator
 
-from inception_jax.errors import ArgumentParser, UserError, run_cli
+from inception_jax.errors import UserError
 
 IMAGENET_TARBALLS = ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar')
 
@@ -73,19 +72,3 @@ def _without_test_split_warning() -> Iterator[None]:
     yield
   finally:
     logger.removeFilter(hide)
-
-
-def main(argv: list[str] | None = None) -> None:
-  parser = ArgumentParser(prog='python -m inception_jax.data.prepare',
-                          description=__doc__.splitlines()[0])
-  parser.add_argument('--dataset', required=True, help="TFDS name, e.g. 'imagenet2012' or 'digits'")
-  parser.add_argument('--data_dir', default=None,
-                      help='TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)')
-  args = parser.parse_args(argv)
-  path = prepare(args.dataset, args.data_dir)
-  print(f'{args.dataset} is prepared in {path}')
-
-
-if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  run_cli(lambda: main(sys.argv[1:]))

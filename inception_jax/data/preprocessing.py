@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
 
-from inception_jax.training.schema import AUGMENTATIONS, NORMALIZATIONS  # the config's choices
+from inception_jax.config.schema import AUGMENTATIONS, NORMALIZATIONS  # the config's choices
 
 # torchvision's ImageNet statistics, on [0, 1] pixels.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -8,7 +8,7 @@ rounding), so the choice changes speed, never the parameters or the numbers a mo
 A backend gets a lowering only where it was measured faster there (:func:`for_backend`, with the
 benchmarks/RESULTS.md section of each measurement), for each network where the two networks
 measured differently; elsewhere it runs :func:`plain`.
-``python -m inception_jax.bench --plain conv|winograd|norm|pool`` measures the plain part
+``python -m inception_jax.tools.bench --plain conv|winograd|norm|pool`` measures the plain part
 against the backend's choice.
 """
 

@@ -289,7 +289,7 @@ TORCHVISION_LAYOUT = registry.TorchvisionLayout(
 
 # Aux losses weighted 0.3: paper Section 5 ("the losses of the auxiliary classifiers were
 # weighted by 0.3"); 224 px input (Section 5). Pixels in [-1, 1] ('inception'): what torchvision's
-# released weights see after their transform_input (inception_jax.convert).
+# released weights see after their transform_input (inception_jax.convert.torchvision).
 _GOOGLENET = dict(default_input_size=224, normalization='inception', eval_crop_fraction=0.875,
                   default_aux_weight=0.3)
 

@@ -19,7 +19,6 @@ from typing import Any, Callable, Literal
 import flax.linen as nn
 
 from inception_jax.errors import UserError
-from inception_jax.training.schema import NORMALIZATIONS
 
 # Fields the training system sets itself (half_precision, the lowering, sync_batch_norm) or
 # Flax's own: never command-line overrides, whatever their annotation.
@@ -33,7 +32,7 @@ def _same_name(name: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class TorchvisionLayout:
-  """How a torchvision state dict maps onto the entry's parameters (``inception_jax.convert``
+  """How a torchvision state dict maps onto the entry's parameters (``inception_jax.convert.torchvision``
   does the generic part: kernel transposes, BN names, checks)."""
 
   signature: str                     # a state-dict key only this architecture has
@@ -57,7 +56,8 @@ class ModelSpec:
   constructor: Callable[..., nn.Module]
   description: str                      # one line, for listings
   default_input_size: int = 224         # the side the published network takes
-  normalization: str = 'inception'      # what its released weights expect: [-1, 1] or mean/std
+  # What its released weights expect: [-1, 1] or mean/std (the config's ``normalization`` names).
+  normalization: Literal['inception', 'imagenet'] = 'inception'
   eval_crop_fraction: float = 0.875     # centre crop this project evaluates with (224 of 256)
   default_aux_weight: float = 0.3       # weight of the auxiliary losses when a tool picks it
   torchvision_name: str | None = None   # torchvision.models.<name> to compare with, if any
@@ -129,8 +129,6 @@ def _check(name: str, spec: ModelSpec) -> None:
   missing = [m for m in ('check_config', 'min_input_size') if not callable(getattr(cls, m, None))]
   if missing:
     raise ValueError(f'model {name!r}: {cls.__name__} lacks {", ".join(missing)} (models contract)')
-  if spec.normalization not in NORMALIZATIONS:
-    raise ValueError(f'model {name!r}: normalization must be one of {NORMALIZATIONS}')
   if not (0 < spec.eval_crop_fraction <= 1 and spec.default_input_size > 0
           and spec.default_aux_weight >= 0):
     raise ValueError(f'model {name!r}: needs default_input_size > 0, eval_crop_fraction in '

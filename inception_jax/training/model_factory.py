@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from inception_jax import models
 from inception_jax.errors import UserError
-from inception_jax.training import schema
+from inception_jax.config import schema
 from inception_jax.training import step as step_lib
 
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from inception_jax.errors import UserError
-from inception_jax.training.schema import OPTIMIZERS, SCHEDULES
+from inception_jax.config.schema import OPTIMIZERS, SCHEDULES
 
 
 def scaled_learning_rate(config: Any) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from inception_jax.errors import UserError
-from inception_jax.training.schema import PARALLEL_MODES as MODES
+from inception_jax.config.schema import PARALLEL_MODES as MODES
 from inception_jax.training.step import AXIS_NAME
 PyTree = Any
 

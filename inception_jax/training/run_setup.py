@@ -16,10 +16,11 @@ import jax
 import numpy as np
 from etils import epath
 
-from inception_jax import plan as plan_lib
+from inception_jax.training import plan as plan_lib
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
-from inception_jax.training import console, integrity, model_factory, parallel, schema
+from inception_jax.training import console, integrity, model_factory, parallel
+from inception_jax.config import schema
 from inception_jax.training import metrics as metrics_lib
 from inception_jax.training import programs as programs_lib
 

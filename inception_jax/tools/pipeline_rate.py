@@ -1,6 +1,6 @@
 r"""How fast this host prepares training and evaluation images, total and per core.
 
-  python -m inception_jax.bench --pipeline-only --config=configs/inception_v3_imagenet.py \
+  python -m inception_jax.tools.bench --pipeline-only --config=configs/inception_v3_imagenet.py \
       --config.data_dir=D [--batches 20] [--json F]
 
 runs the config's own tf.data input pipeline (decode, crop, resize, flip, normalise, batch) with
@@ -23,7 +23,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from inception_jax import bench, config_loading, errors
+from inception_jax.tools import bench
+from inception_jax.config import loading as config_loading
+from inception_jax import errors
 from inception_jax.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -107,7 +109,7 @@ def _define_flags() -> None:
   global _CONFIG, _BATCHES, _WARMUP, _JSON
   _CONFIG = config_loading.define_config_flag(
       _DEFAULT_CONFIG, 'Training config file (configs/*.py[:variant]).',
-      'python -m inception_jax.bench --pipeline-only')
+      'python -m inception_jax.tools.bench --pipeline-only')
   _BATCHES = flags.DEFINE_integer('batches', 20, 'Timed batches per split.', lower_bound=1)
   _WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed batches first.', lower_bound=0)
   _JSON = flags.DEFINE_string('json', None, 'Also write the figures to this file as '
@@ -116,7 +118,7 @@ def _define_flags() -> None:
 
 def _main(argv: Sequence[str]) -> dict[str, Any]:
   config_loading.reject_positional(argv)
-  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
   config = config_loading.config_from_flag(_CONFIG)
   schema.validate_config(config, check_model=False)
   report = measure(config, _BATCHES.value, _WARMUP.value)
@@ -130,7 +132,7 @@ def _main(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-  """``python -m inception_jax.bench --pipeline-only ...``: ``argv`` without the program name."""
+  """``python -m inception_jax.tools.bench --pipeline-only ...``: ``argv`` without the program name."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   from absl import app  # pylint: disable=g-import-not-at-top
   sys.argv = [f'{sys.argv[0]} --pipeline-only'] + list(argv)

@@ -10,7 +10,7 @@ it breaks down past 8k images for ResNet-50). Two config fields record the evide
 * ``recipe_verified_batch_size``: the largest global batch that run used; 0 = it states none.
 
 :func:`batch_warning` turns a batch past that evidence into one line for the run's log (the
-training loop prints it at start; ``python -m inception_jax.plan`` lists it too).
+training loop prints it at start; ``python -m inception_jax.tools.plan`` lists it too).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 r"""Sweep results rebuilt from the run directories: results.csv, results.md and PNG plots.
 
-  python -m inception_jax.report sweeps/aux            # after (or during) a sweep
-  python -m inception_jax.report sweeps/aux --out /tmp/report --no_plots
+  python -m inception_jax.tools.report sweeps/aux            # after (or during) a sweep
+  python -m inception_jax.tools.report sweeps/aux --out /tmp/report --no_plots
 
-Runs come from the sweep's ``sweep.json`` (written by :mod:`inception_jax.sweep`: every run of the
+Runs come from the sweep's ``sweep.json`` (written by :mod:`inception_jax.tools.sweep`: every run of the
 grid, so runs not started yet show as *missing*, except those the sweep's ``--only`` left out,
 which are only counted); without it, every directory below ``DIR`` that holds a ``metrics.jsonl``,
 ``config.json`` or ``checkpoints/`` is a run, and its path components ``key=value`` are its
@@ -26,7 +26,7 @@ coordinates (``seed=N`` the seed). Each run is read from what train.py leaves be
 Definitions: *final* is the evaluation at the run's last step (train.py evaluates at the end),
 *best* the highest evaluation seen (top-1 and top-5 each on its own). *Params* counts the
 inference network (aux heads excluded; BN statistics excluded) and *MACs* are multiply-adds per
-image at the run's ``image_size``, both from :mod:`inception_jax.summary` (torchvision's
+image at the run's ``image_size``, both from :mod:`inception_jax.models.summary` (torchvision's
 convention). *images/s* is the median of the train lines' ``images_per_sec`` (compilation and
 checkpoint/eval pauses excluded by the training loop).
 """
@@ -114,7 +114,7 @@ class RunState:
 
 
 def run_state(workdir: str, metrics: list[dict[str, Any]] | None = None) -> RunState:
-  """The completion marker (see :mod:`inception_jax.sweep`): finished when the latest committed
+  """The completion marker (see :mod:`inception_jax.tools.sweep`): finished when the latest committed
   checkpoint is at its ``num_train_steps`` and metrics.jsonl has the final eval at that step."""
   steps = checkpoint_steps(workdir)
   metrics = read_metrics(workdir) if metrics is None else metrics
@@ -181,7 +181,8 @@ class _CostCache:
     key = json.dumps([model, overrides, size], sort_keys=True)
     if key not in self._cache:
       try:
-        from inception_jax import models, summary  # pylint: disable=g-import-not-at-top
+        from inception_jax import models  # pylint: disable=g-import-not-at-top
+        from inception_jax.models import summary
         net = models.create(model, **overrides)
         self._cache[key] = (summary.count_params(net, size), summary.count_macs(net, size))
       except Exception:  # noqa: BLE001 - an unknown model or size: leave the cells empty
@@ -634,7 +635,7 @@ def write_report(sweep_dir: str, out_dir: str | None = None, *, plots: bool = Tr
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = errors.ArgumentParser(
-      prog='python -m inception_jax.report',
+      prog='python -m inception_jax.tools.report',
       description='Rebuild results.csv, results.md and the plots of a sweep from its run dirs.')
   parser.add_argument('sweep_dir', help='the sweep --workdir (or any directory of runs)')
   parser.add_argument('--out', default=None, help='where to write (default: sweep_dir)')

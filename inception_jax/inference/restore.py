@@ -9,7 +9,7 @@ directory structure (:mod:`inception_jax.training.checkpoint`)::
 * **training** (``train.py --workdir=DIR``): ``state`` is a whole TrainState (``params``,
   ``batch_stats``, ``ema_params``, ``opt_state``, ``step``, ...). The Polyak-averaged
   ``ema_params`` are used when the run kept them (``ema_decay > 0``), else ``params``.
-* **converted** (``python -m inception_jax.convert ... --out DIR``): ``state`` is
+* **converted** (``python -m inception_jax.tools.convert ... --out DIR``): ``state`` is
   ``{'params', 'batch_stats'}`` at step 0, and the metadata also records the ``normalization`` and
   ``eval_crop_fraction`` the weights expect.
 
@@ -139,7 +139,7 @@ def _check_metadata(meta: dict[str, Any], where: str) -> None:
   missing = [k for k in _REQUIRED if k not in meta]
   if missing:
     raise UserError(f'{where} metadata lacks {", ".join(missing)}: not a checkpoint of this '
-                    'project (train.py or python -m inception_jax.convert write them)')
+                    'project (train.py or python -m inception_jax.tools.convert write them)')
   for key in ('num_classes', 'image_size'):
     value = meta[key]
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

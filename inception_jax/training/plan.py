@@ -1,15 +1,15 @@
 r"""The run plan: what a config will do, worked out before the first step and without the data.
 
-  python -m inception_jax.plan --config=configs/inception_v3_imagenet.py --devices=8
-  python -m inception_jax.plan --config=configs/googlenet_imagenet.py \
+  python -m inception_jax.tools.plan --config=configs/inception_v3_imagenet.py --devices=8
+  python -m inception_jax.tools.plan --config=configs/googlenet_imagenet.py \
       --config.global_batch_size=1024 --devices=32 --images_per_second=7700 --json
-  python -m inception_jax.plan --config=configs/default.py --workdir=workdirs/default   # measured
+  python -m inception_jax.tools.plan --config=configs/default.py --workdir=workdirs/default   # measured
 
 Prints examples and steps per epoch, the total steps and epochs, the per-device batch, the peak
 learning rate and the rate at the end of warm-up and at 25/50/75/100 % of training, the evaluation
 and checkpoint cadence in epochs, the wall time of the training steps at a given speed, and a
 warning when the global batch is past the largest batch of the run the recipe follows
-(:mod:`inception_jax.recipes`). ``--json`` prints one JSON object instead (keys: see
+(:mod:`inception_jax.config.recipes`). ``--json`` prints one JSON object instead (keys: see
 :func:`make_plan`).
 
 Every number is the training loop's own: steps per epoch as the input pipeline counts them
@@ -30,16 +30,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import sys
 from typing import Any
 
-from inception_jax import config_loading, errors, recipes
+from inception_jax.config import recipes
 from inception_jax.errors import UserError
 
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               'configs', 'default.py')
 
 # ILSVRC 2012 as TFDS builds it (imagenet2012: train 1,281,167, validation 50,000; Russakovsky et
 # al. 2015, Table 2), and the bundled digits' fixed split (inception_jax/data/digits.py).
@@ -134,7 +130,8 @@ def make_plan(config: Any, num_devices: int | None = None,
     the rest of what :func:`format_plan` prints (split sizes, epochs, per-device batch, warm-up,
     wall time, warnings).
   """
-  from inception_jax.training import optimizers, schema  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import optimizers  # pylint: disable=g-import-not-at-top
+  from inception_jax.config import schema
   schema.validate_config(config, check_model=check_model)
   num_devices = _positive_int(num_devices or _default_devices(config), 'the device count')
   num_processes = _positive_int(num_processes, 'the process count')
@@ -239,7 +236,7 @@ def _cadence(steps: int, epochs: float | None, never: str) -> str:
 
 
 def format_plan(plan: dict[str, Any]) -> str:
-  """The plan as the lines ``python -m inception_jax.plan`` prints and the training loop logs."""
+  """The plan as the lines ``python -m inception_jax.tools.plan`` prints and the training loop logs."""
   p = plan
   dropped = p['num_train_examples'] - p['examples_per_epoch']
   evals = f'{p["num_eval_examples"]:,}' if p['num_eval_examples'] is not None else '?'
@@ -276,55 +273,3 @@ def format_plan(plan: dict[str, Any]) -> str:
                  + (f'; verified up to batch {verified:,}' if verified else ''))
   lines.extend(f'  {w}' for w in p['warnings'])
   return '\n'.join(lines)
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def _define_flags() -> None:
-  """The flags; config_flags applies ``--config.KEY=VALUE`` while parsing (as train.py)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  global _CONFIG, _DEVICES, _PROCESSES, _IPS, _WORKDIR, _JSON, _NUM_TRAIN, _NUM_EVAL
-  _CONFIG = config_loading.define_config_flag(
-      _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
-      'Training config file (configs/*.py[:variant]).', 'python -m inception_jax.plan')
-  _DEVICES = flags.DEFINE_integer(
-      'devices', 0, 'Devices over all processes; 0 = config.num_devices, else this machine\'s.',
-      lower_bound=0)
-  _PROCESSES = flags.DEFINE_integer('processes', 1, 'Host processes of the run.', lower_bound=1)
-  _IPS = flags.DEFINE_float('images_per_second', None,
-                            'Training speed for the wall-time estimate (images/s).')
-  _WORKDIR = flags.DEFINE_string(
-      'workdir', None, 'A training workdir: use the median images/s its metrics.jsonl logged.')
-  _JSON = flags.DEFINE_bool('json', False, 'Print the plan as one JSON object.')
-  _NUM_TRAIN = flags.DEFINE_integer(
-      'num_train_examples', None, 'Train split size, for a dataset that is not prepared here.',
-      lower_bound=1)
-  _NUM_EVAL = flags.DEFINE_integer('num_eval_examples', None, 'Eval split size (optional).',
-                                   lower_bound=1)
-
-
-def main(argv) -> dict[str, Any]:
-  config_loading.reject_positional(argv)
-  if _IPS.value is not None and _WORKDIR.value:
-    raise UserError('give --images_per_second or --workdir (measured speed), not both')
-  config = config_loading.config_from_flag(_CONFIG)
-  speed = _IPS.value
-  if _WORKDIR.value:
-    speed = measured_images_per_second(_WORKDIR.value)
-  plan = make_plan(config, _DEVICES.value or None, speed, num_processes=_PROCESSES.value,
-                   num_train_examples=_NUM_TRAIN.value, num_eval_examples=_NUM_EVAL.value)
-  print(json.dumps(plan, indent=1) if _JSON.value else format_plan(plan), flush=True)
-  return plan
-
-
-def _run(argv):
-  config_loading.quiet_logging_unless_verbose(sys.argv[1:])
-  errors.run_cli(lambda: main(argv))
-
-
-if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(_run, flags_parser=errors.parse_absl_flags)

@@ -1,14 +1,14 @@
 r"""Classify image files with a checkpoint: the top-5 classes with their names and probabilities.
 
-  python -m inception_jax.predict --checkpoint=workdirs/default --example
-  python -m inception_jax.predict --checkpoint=converted/inception_v3 cat.jpg dog.png --crops=10
+  python -m inception_jax.tools.predict --checkpoint=workdirs/default --example
+  python -m inception_jax.tools.predict --checkpoint=converted/inception_v3 cat.jpg dog.png --crops=10
 
 The checkpoint (training workdir, converted directory or ``checkpoints/<step>``; see
-:mod:`inception_jax.restore`) gives the model, the weights (EMA when kept), the input size and, when
+:mod:`inception_jax.inference.restore`) gives the model, the weights (EMA when kept), the input size and, when
 recorded (metadata, or the run's ``config.json``), the normalisation and ``eval_crop_fraction``.
 Images are anything ``tf.io.decode_image`` reads (JPEG, PNG, GIF's first frame, BMP, WebP), of
 any size (they are resized), grey or colour.
-``--crops`` takes the evaluation protocols of :mod:`inception_jax.crops` (softmax averaged).
+``--crops`` takes the evaluation protocols of :mod:`inception_jax.data.crops` (softmax averaged).
 
 Class names, first that applies: ``--labels FILE`` (one name per line, line i = class i; a
 ``id<TAB>name`` line uses the name); ``class_names`` in the checkpoint metadata; the label names of
@@ -23,15 +23,13 @@ be read. Files are only read, never executed or unpickled.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import re
 import sys
 from typing import Any, Sequence
 
-from inception_jax import errors
-from inception_jax.errors import UserError, run_cli
+from inception_jax.errors import UserError
 
 ASSETS = 'assets'
 EXAMPLE_IMAGES = ('example_digit.png', 'example_photo.jpg')
@@ -105,7 +103,7 @@ def _dataset_class_names(dataset: str, data_dir: str | None) -> list[str] | None
 def class_names(meta: dict[str, Any], *, labels_file: str | None = None,
                 data_dir: str | None = None) -> list[str]:
   """Names of the model's classes (see the module docstring for the order of sources)."""
-  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+  from inception_jax.inference import restore  # pylint: disable=g-import-not-at-top
   num_classes = int(meta['num_classes'])
   if labels_file:
     return read_labels_file(labels_file, num_classes)
@@ -184,10 +182,10 @@ def predict(checkpoint: str, images: Sequence[str], *, top_k: int = 5, crops: in
   if crop_fraction is not None and not 0 < crop_fraction <= 1:
     raise UserError(f'--crop_fraction must be in (0, 1], got {crop_fraction!r}')
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
-  from inception_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from inception_jax.data import crops as crops_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax.inference import evaluation as evaluate  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
-  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+  from inception_jax.inference import restore  # pylint: disable=g-import-not-at-top
 
   warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
   crops = crops_lib.check_protocol(crops)
@@ -248,54 +246,3 @@ def format_results(results: list[dict[str, Any]]) -> str:
     for rank, (index, name, p) in enumerate(r['top'], 1):
       lines.append(f'  {rank}. {100 * p:6.2f}%  {name}  [{index}]')
   return '\n'.join(lines)
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  parser = errors.ArgumentParser(
-      prog='python -m inception_jax.predict',
-      description='Print the top classes of each image with a trained or converted checkpoint.')
-  parser.add_argument('images', nargs='*', metavar='IMAGE',
-                      help='image files (JPEG, PNG, GIF, BMP, WebP)')
-  parser.add_argument('--checkpoint', required=True, metavar='DIR',
-                      help='training --workdir, converted --out directory, or checkpoints/<step>')
-  parser.add_argument('--example', action='store_true',
-                      help='also classify the bundled example images (a digit, a small photo)')
-  parser.add_argument('--top_k', type=int, default=5, help='classes to print per image')
-  parser.add_argument('--crops', type=int, default=1,
-                      help='1 (centre crop), 10 or 144 (GoogLeNet) views, softmax averaged')
-  parser.add_argument('--labels', metavar='FILE', help='class names, one per line')
-  parser.add_argument('--data_dir', help="TFDS data dir, for the training dataset's class names")
-  parser.add_argument('--image_size', type=int, default=0,
-                      help="input side in pixels (0 = the checkpoint's)")
-  parser.add_argument('--crop_fraction', type=float, default=None,
-                      help='centre-crop fraction (default: recorded with the checkpoint, or 0.875)')
-  parser.add_argument('--no-ema', dest='ema', action='store_false',
-                      help='use the raw parameters even when the checkpoint has EMA weights')
-  return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-  args = parse_args(argv)
-  images = list(args.images) + (example_images() if args.example else [])
-  results = predict(args.checkpoint, images, top_k=args.top_k, crops=args.crops,
-                    labels_file=args.labels, data_dir=args.data_dir,
-                    image_size=args.image_size or None, crop_fraction=args.crop_fraction,
-                    use_ema=args.ema)
-  print(format_results(results), flush=True)
-  return results
-
-
-def _cli() -> None:
-  results = run_cli(main)
-  if results and any('error' in r for r in results):
-    sys.exit(1)
-
-
-if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  absl_logging.set_verbosity(absl_logging.WARNING)
-  _cli()

@@ -1,14 +1,14 @@
-"""``python -m inception_jax.convert``: torchvision weights -> a checkpoint this project loads.
+"""``python -m inception_jax.tools.convert``: torchvision weights -> a checkpoint this project loads.
 
 Example::
 
-  python -m inception_jax.convert --from torchvision --model googlenet_tv \\
+  python -m inception_jax.tools.convert --from torchvision --model googlenet_tv \\
       --weights googlenet-1378be20.pth --out converted/googlenet
   python train.py --config=configs/googlenet_imagenet.py --workdir=runs/ft \\
       --config.model=googlenet_tv --config.init_from=converted/googlenet \\
       --config.normalization=inception --config.image_size=224
 
-See :mod:`inception_jax.convert` for the mapping and the input conventions.
+See :mod:`inception_jax.convert.torchvision` for the mapping and the input conventions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from inception_jax import convert
+from inception_jax.convert import torchvision as convert
 from inception_jax import errors
 from inception_jax.errors import run_cli
 
@@ -40,7 +40,7 @@ evaluation and prediction load.
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = errors.ArgumentParser(
-      prog='python -m inception_jax.convert',
+      prog='python -m inception_jax.tools.convert',
       description='Convert a torchvision GoogLeNet / Inception v3 state dict into a checkpoint '
                   'of this project (same logits as torchvision, within 1e-5 relative in float32).',
       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

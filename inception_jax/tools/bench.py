@@ -1,7 +1,7 @@
 r"""Training and evaluation speed of a model, side by side with torchvision on the same machine.
 
-    python -m inception_jax.bench --model googlenet_tv --batch 32 --size 224 --compare torchvision
-    python -m inception_jax.bench --model inception_v3 --batch 16 --size 299 --half --json v3.json
+    python -m inception_jax.tools.bench --model googlenet_tv --batch 32 --size 224 --compare torchvision
+    python -m inception_jax.tools.bench --model inception_v3 --batch 16 --size 299 --half --json v3.json
 
 Reports, for the training step (the training system's own ``train_step``: loss main + aux_weight x
 sum of aux, SGD momentum update, BatchNorm statistics) and the evaluation step:
@@ -86,7 +86,7 @@ _REEXEC_MARK = 'INCEPTION_JAX_BENCH_ALLOCATOR'
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  p = errors.ArgumentParser(prog='python -m inception_jax.bench',
+  p = errors.ArgumentParser(prog='python -m inception_jax.tools.bench',
                             description=__doc__.split('\n\n')[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--model', default='googlenet_tv', help='registry name (default googlenet_tv)')
@@ -115,7 +115,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                  'create_train_state (jit of model.init)')
   p.add_argument('--pipeline-only', action='store_true',
                  help='only the input pipeline of --config=FILE on --config.data_dir, no model '
-                      '(see python -m inception_jax.bench --pipeline-only --helpfull)')
+                      '(see python -m inception_jax.tools.bench --pipeline-only --helpfull)')
   p.add_argument('--pipeline', choices=('folder', 'digits', 'none'), default='folder')
   p.add_argument('--pipeline-batches', type=int, default=8)
   p.add_argument('--loop', action='store_true', help='also time the whole training loop')
@@ -193,7 +193,7 @@ def maybe_reexec(args: argparse.Namespace, argv: Sequence[str]) -> None:
   env['LD_PRELOAD'] = ':'.join(filter(None, [path, env.get('LD_PRELOAD')]))
   env[_REEXEC_MARK] = args.allocator
   sys.stdout.flush()
-  os.execve(sys.executable, [sys.executable, '-m', 'inception_jax.bench', *argv], env)
+  os.execve(sys.executable, [sys.executable, '-m', 'inception_jax.tools.bench', *argv], env)
 
 
 def load_average() -> list[float] | None:
@@ -335,7 +335,7 @@ def build_model(args: argparse.Namespace):
 
 
 def _train_config(args: argparse.Namespace, aux_weight: float):
-  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
   c = schema.base_config()
   c.model = args.model
   c.image_size = args.size
@@ -368,7 +368,7 @@ def bench_ours(args: argparse.Namespace, model, aux_weight: float,
   """Init, compile and time our train and eval steps; returns the JSON sections."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from inception_jax import summary  # pylint: disable=g-import-not-at-top
+  from inception_jax.models import summary  # pylint: disable=g-import-not-at-top
   from inception_jax.models import init_variables  # pylint: disable=g-import-not-at-top
   from inception_jax.training import optimizers  # pylint: disable=g-import-not-at-top
   from inception_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
@@ -899,7 +899,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if '--pipeline-only' in argv:  # the input pipeline alone, on a prepared dataset
-    from inception_jax import pipeline_rate  # pylint: disable=g-import-not-at-top
+    from inception_jax.tools import pipeline_rate  # pylint: disable=g-import-not-at-top
     return pipeline_rate.main([a for a in argv if a != '--pipeline-only'])
   args = parse_args(argv)
   maybe_reexec(args, argv)

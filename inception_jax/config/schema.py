@@ -69,7 +69,7 @@ def base_config() -> ml_collections.ConfigDict:
       'num_train_steps': 0,           # > 0 wins over num_epochs
       'recipe_source': '',            # the published run the config follows ('' = none cited)
       'recipe_verified_batch_size': 0,  # the largest global batch that run used (0 = none stated);
-                                        # a larger batch gets a warning (inception_jax.recipes)
+                                        # a larger batch gets a warning (inception_jax.config.recipes)
       # Optimiser.
       'optimizer': 'sgd',
       'learning_rate': 0.1,           # for base_batch_size; scaled linearly with global_batch_size

@@ -1,16 +1,16 @@
 r"""Top-1 / top-5 of a checkpoint on a whole evaluation split, with 1, 10 or 144 crops.
 
-  python -m inception_jax.evaluate --config=configs/default.py --checkpoint=workdirs/default
-  python -m inception_jax.evaluate --config=configs/googlenet_imagenet.py \
+  python -m inception_jax.tools.evaluate --config=configs/default.py --checkpoint=workdirs/default
+  python -m inception_jax.tools.evaluate --config=configs/googlenet_imagenet.py \
       --checkpoint=converted/googlenet --crops=144 --config.data_dir=/data/tfds --json=eval.json
 
 The checkpoint (a training workdir, a converted directory or one ``checkpoints/<step>``; see
-:mod:`inception_jax.restore`) decides the model, its weights (EMA when kept) and the input size; the
+:mod:`inception_jax.inference.restore`) decides the model, its weights (EMA when kept) and the input size; the
 config decides the dataset (``dataset``, ``data_dir``, ``eval_split``), ``eval_crop_fraction`` and
 ``eval_batch_size``. ``normalization`` is a property of the weights: the checkpoint's (metadata or
 its run's ``config.json``) wins over the config's, with a warning when they differ.
 
-Crop protocols (:mod:`inception_jax.crops`): 1 = the input pipeline's centre crop; 10 = corners +
+Crop protocols (:mod:`inception_jax.data.crops`): 1 = the input pipeline's centre crop; 10 = corners +
 centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol (Szegedy et al.
 2015, Sec. 7). The mirrored views only when the config's ``random_flip`` is on (a model trained
 without mirror images, like the digits quick start's, gets 5 or 72 views); the first line printed
@@ -33,15 +33,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import time
 from typing import Any, Callable, Iterator
 
-from inception_jax import config_loading, errors
 from inception_jax.errors import UserError
 
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               'configs', 'default.py')
 
 
 # ----------------------------------------------------------------------------- model execution
@@ -117,8 +113,8 @@ def eval_config(config: Any, meta: dict[str, Any], *, image_size: int | None = N
                 log: Callable[[str], None] = print) -> Any:
   """A copy of ``config`` with the checkpoint's image size and normalisation."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from inception_jax import restore  # pylint: disable=g-import-not-at-top
-  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  from inception_jax.inference import restore  # pylint: disable=g-import-not-at-top
+  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
 
   if isinstance(config, ml_collections.ConfigDict):
     config = config.copy_and_resolve_references()
@@ -138,7 +134,7 @@ def eval_config(config: Any, meta: dict[str, Any], *, image_size: int | None = N
 def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devices: int) -> int:
   """Examples per step: ``batch_size`` or ``eval_batch_size // crops``, then rounded up so the
   step's ``examples x crops`` images split evenly over the devices (``crops``: views per example,
-  :func:`inception_jax.crops.num_views`)."""
+  :func:`inception_jax.data.crops.num_views`)."""
   import math  # pylint: disable=g-import-not-at-top
   if batch_size is None or batch_size == 0:
     eval_batch = int(config.get('eval_batch_size') or config.get('global_batch_size') or 1)
@@ -156,7 +152,7 @@ def views_dataset(config: Any, crops: int, batch: int) -> tuple[Any, Any]:
   (``views = crops.num_views(crops, config)``),
   the last batch padded with masked zero examples (the input pipeline's evaluation dataset with
   the protocol's views in place of its centre crop)."""
-  from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax.data import crops as crops_lib  # pylint: disable=g-import-not-at-top
   from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   config = config.copy_and_resolve_references()
@@ -181,10 +177,10 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from inception_jax import crops as crops_lib  # pylint: disable=g-import-not-at-top
+  from inception_jax.data import crops as crops_lib  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
   from inception_jax import progress as progress_lib  # pylint: disable=g-import-not-at-top
-  from inception_jax import restore  # pylint: disable=g-import-not-at-top
+  from inception_jax.inference import restore  # pylint: disable=g-import-not-at-top
 
   crops = crops_lib.check_protocol(crops)
   tfds.disable_progress_bar()
@@ -293,60 +289,3 @@ def write_json(path: str, result: dict[str, Any]) -> None:
       f.write('\n')
   except OSError as e:
     raise UserError(f'cannot write --json {path}: {e.strerror or e}') from None
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def _define_flags() -> None:
-  """The flags; config_flags applies ``--config.KEY=VALUE`` while parsing, so a bad key or value
-  becomes one line (as in train.py)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  global _CONFIG, _CHECKPOINT, _CROPS, _BATCH_SIZE, _IMAGE_SIZE, _JSON, _EMA
-  _CONFIG = config_loading.define_config_flag(
-      _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
-      'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
-      'eval_batch_size.', 'python -m inception_jax.evaluate')
-  _CHECKPOINT = flags.DEFINE_string(
-      'checkpoint', None, 'Training --workdir, converted --out directory, or one of their '
-      'checkpoints/<step> directories.')
-  _CROPS = flags.DEFINE_integer('crops', 1, 'Views per image: 1 (centre), 10 (corners + centre, '
-                                'mirrored) or 144 (GoogLeNet paper, Sec. 7); without the mirrored '
-                                'half (5, 72) when the config has random_flip=False.')
-  _BATCH_SIZE = flags.DEFINE_integer('batch_size', 0, 'Examples per step (each with its views); '
-                                     '0 = eval_batch_size // views.')
-  _IMAGE_SIZE = flags.DEFINE_integer('image_size', 0, "Input side in pixels; 0 = the "
-                                     "checkpoint's.")
-  _JSON = flags.DEFINE_string('json', None, 'Also write the result as JSON to this file.')
-  _EMA = flags.DEFINE_bool('ema', True, 'Use the EMA (Polyak-averaged) weights when the checkpoint '
-                           'has them (--noema: the raw parameters).')
-
-
-def main(argv) -> dict[str, Any]:
-  config_loading.reject_positional(argv, 'use --checkpoint=DIR and --config.KEY=VALUE')
-  crops = _CROPS.value
-  if crops not in (1, 10, 144):  # crops.PROTOCOLS, checked before the heavy imports
-    raise UserError(f'--crops must be 1, 10 or 144, got {crops!r}')
-  if not _CHECKPOINT.value:
-    raise UserError('--checkpoint is required: a training --workdir, a converted --out directory '
-                    'or a checkpoints/<step> directory')
-  config = config_loading.config_from_flag(_CONFIG, catch=(OSError,))
-  log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-  result = evaluate(config, _CHECKPOINT.value, crops=crops, batch_size=_BATCH_SIZE.value,
-                    image_size=_IMAGE_SIZE.value, use_ema=_EMA.value, log=log)
-  if _JSON.value:
-    write_json(_JSON.value, result)
-  print(format_result(result), flush=True)
-  return result
-
-
-def _run(argv):
-  config_loading.quiet_logging_unless_verbose(sys.argv[1:])
-  errors.run_cli(lambda: main(argv))
-
-
-if __name__ == '__main__':
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(_run, flags_parser=errors.parse_absl_flags)

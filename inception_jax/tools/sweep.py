@@ -1,9 +1,9 @@
 r"""Ablation sweeps: a grid of ordinary ``train.py`` runs, one sub-workdir each, then a report.
 
-  python -m inception_jax.sweep --config=configs/ablations/aux_weight.py --workdir=sweeps/aux
-  python -m inception_jax.sweep --config=configs/ablations/aux_weight.py:imagenet \
+  python -m inception_jax.tools.sweep --config=configs/ablations/aux_weight.py --workdir=sweeps/aux
+  python -m inception_jax.tools.sweep --config=configs/ablations/aux_weight.py:imagenet \
       --workdir=/ckpt/aux --config.overrides.data_dir=/data/tfds --print_commands
-  python -m inception_jax.sweep --config=configs/ablations/inception_v3_factorizations.py \
+  python -m inception_jax.tools.sweep --config=configs/ablations/inception_v3_factorizations.py \
       --workdir=sweeps/v3 --config.seeds='(0,)' --only='variant=stem_7x7/*'
 
 A sweep config (``configs/ablations/*.py``, ``get_config(arg)``; start from :func:`sweep_config`)
@@ -13,7 +13,7 @@ holds:
   ``--config`` takes it (relative paths are looked up from the working directory, then from the
   directories above the sweep config, i.e. the repository root).
 * ``overrides``: training-config fields set for every run. It has a typed, unset placeholder for
-  every field of the schema (``inception_jax.training.schema``), so any field can be set from the
+  every field of the schema (``inception_jax.config.schema``), so any field can be set from the
   command line: ``--config.overrides.num_train_steps=100``,
   ``--config.overrides.model_overrides.width_multiplier=0.5``.
 * ``axes``: axis name (a training-config field, dotted for nested ones, e.g.
@@ -43,7 +43,7 @@ grew, refuses with a one-line error if the network changed; delete the run direc
 from scratch).
 
 A failed run is reported and the sweep goes on with the next; at the end it writes the report
-(:mod:`inception_jax.report`: results.csv, results.md, PNG plots) and exits 1 listing the failures.
+(:mod:`inception_jax.tools.report`: results.csv, results.md, PNG plots) and exits 1 listing the failures.
 SIGTERM / Ctrl-C are passed to the running train.py (which saves a checkpoint), then the sweep
 writes the report and stops (exit 143 / 130); rerun the same command to continue.
 ``--print_commands`` prints one launch command per run instead (for a cluster) and runs nothing;
@@ -71,11 +71,12 @@ from typing import Any, Iterable, Sequence
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from inception_jax import config_loading, errors
-from inception_jax import report as report_lib
+from inception_jax import errors
+from inception_jax.config import loading as config_loading
+from inception_jax.tools import report as report_lib
 # Config-file loading lives in config_loading (config files use it without this CLI); the sweep
 # uses the same functions, and they stay reachable as ``sweep.load_config_file`` and so on.
-from inception_jax.config_loading import (  # pylint: disable=unused-import
+from inception_jax.config.loading import (  # pylint: disable=unused-import
     apply_overrides, load_config_file, load_config_module, parse_arg, split_config_spec)
 from inception_jax.errors import UserError
 
@@ -104,7 +105,7 @@ def _placeholders_like(config: ml_collections.ConfigDict) -> ml_collections.Conf
 
 def override_placeholders() -> ml_collections.ConfigDict:
   """Unset placeholders for every training-config field (``sweep_config().overrides``)."""
-  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
   return _placeholders_like(schema.base_config())
 
 
@@ -293,7 +294,7 @@ class ExpectedConfigs:
                            f'the training config {os.path.basename(run.base)} (run {run.name})')
 
   def validate(self, runs: Iterable[Run]) -> None:
-    from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+    from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
     for run in runs:
       try:
         schema.validate_config(self(run))
@@ -486,7 +487,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, *,
     out.write(f'report: {", ".join(_display(p) for p in paths)}\n')
   except Exception as e:  # noqa: BLE001 - the runs are done; say why the report is missing
     out.write(f'the report failed ({type(e).__name__}: {e}); rerun python -m '
-              f'inception_jax.report {_display(workdir)}\n')
+              f'inception_jax.tools.report {_display(workdir)}\n')
     failures.append(('report', 1))
   out.write(f'sweep: {len(runs)} runs, {counts["trained"]} trained, {counts["skipped"]} skipped '
             f'(already finished), {len(failures)} failed\n')
@@ -518,7 +519,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-  """``python -m inception_jax.sweep`` (flags on a private FlagValues, so tests can call it)."""
+  """``python -m inception_jax.tools.sweep`` (flags on a private FlagValues, so tests can call it)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   fv = flags.FlagValues()

@@ -1,0 +1,1 @@
+"""Using a trained or converted checkpoint: restoring it, full-split evaluation, prediction."""
