@@ -101,7 +101,7 @@ def test_unprepared_tfds_dataset_is_one_line(tmp_path):
     plan.make_plan(c, 1)
   message = str(e.value)
   assert '\n' not in message and 'not prepared' in message
-  assert 'inception_jax.data.prepare' in message and '--num_train_examples' in message
+  assert 'inception_jax.tools.prepare' in message and '--num_train_examples' in message
   p = plan.make_plan(c, 1, num_train_examples=60_000, num_eval_examples=10_000)
   assert p['steps_per_epoch'] == 60_000 // 64 and p['split_sizes_from'] == 'sizes given'
 

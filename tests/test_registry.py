@@ -77,6 +77,12 @@ def test_entries_carry_what_the_tools_used_to_look_up_by_name():
   assert models.spec('googlenet_2014').torchvision_name is None
   assert sorted(convert.convertible()) == ['googlenet_tv', 'inception_v3']
   assert {s.normalization for s in map(models.spec, models.available())} == {'inception'}
+
+
+def test_registry_and_config_name_the_same_normalizations():
+  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
+  from inception_jax.models import registry  # pylint: disable=g-import-not-at-top
+  assert registry.NORMALIZATIONS == schema.NORMALIZATIONS
   with pytest.raises(UserError, match=r"unknown model 'resnet'; choose one of: googlenet, "):
     models.spec('resnet')
 

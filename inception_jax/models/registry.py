@@ -20,6 +20,12 @@ import flax.linen as nn
 
 from inception_jax.errors import UserError
 
+# What a model's released weights expect as input: [-1, 1] ('inception') or ImageNet mean/std.
+# The same names as the config's ``normalization`` field (tests/test_registry.py ties the two);
+# spelled out here so that models/ imports nothing of config/.
+Normalization = Literal['inception', 'imagenet']
+NORMALIZATIONS = typing.get_args(Normalization)
+
 # Fields the training system sets itself (half_precision, the lowering, sync_batch_norm) or
 # Flax's own: never command-line overrides, whatever their annotation.
 NOT_OVERRIDES = frozenset({'parent', 'name', 'dtype', 'lowering', 'bn_axis_name'})
@@ -56,8 +62,7 @@ class ModelSpec:
   constructor: Callable[..., nn.Module]
   description: str                      # one line, for listings
   default_input_size: int = 224         # the side the published network takes
-  # What its released weights expect: [-1, 1] or mean/std (the config's ``normalization`` names).
-  normalization: Literal['inception', 'imagenet'] = 'inception'
+  normalization: Normalization = 'inception'
   eval_crop_fraction: float = 0.875     # centre crop this project evaluates with (224 of 256)
   default_aux_weight: float = 0.3       # weight of the auxiliary losses when a tool picks it
   torchvision_name: str | None = None   # torchvision.models.<name> to compare with, if any
@@ -129,6 +134,8 @@ def _check(name: str, spec: ModelSpec) -> None:
   missing = [m for m in ('check_config', 'min_input_size') if not callable(getattr(cls, m, None))]
   if missing:
     raise ValueError(f'model {name!r}: {cls.__name__} lacks {", ".join(missing)} (models contract)')
+  if spec.normalization not in NORMALIZATIONS:
+    raise ValueError(f'model {name!r}: normalization must be one of {NORMALIZATIONS}')
   if not (0 < spec.eval_crop_fraction <= 1 and spec.default_input_size > 0
           and spec.default_aux_weight >= 0):
     raise ValueError(f'model {name!r}: needs default_input_size > 0, eval_crop_fraction in '
