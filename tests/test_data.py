@@ -20,6 +20,8 @@ import tensorflow as tf
 
 from inception_jax.data import digits
 from inception_jax.data import input_pipeline as ip
+from inception_jax.data import sources
+from inception_jax.data.source_base import Share, block_shuffle
 from inception_jax.data import prepare
 from inception_jax.tools import prepare as prepare_cli
 from inception_jax.data import preprocessing
@@ -228,7 +230,7 @@ def test_train_shares_of_two_processes_are_disjoint(digits_dir):
   assert len(per_process[0]) == len(per_process[1]) == steps * 32
   assert not per_process[0] & per_process[1]
   # The shares themselves (before batching) partition the split.
-  source = ip._source(config)
+  source = sources.open_source(config)
   records = collections.Counter()
   for index in range(2):
     share = source.read('train', index, 2, drop_remainder=False)
@@ -486,7 +488,7 @@ def test_prepare_cli_builds_digits(tmp_path, capsys):
 
 def test_tfds_epochs_read_every_record_of_many_shards_once(digits_dir, tmp_path):
   """The ImageNet path: a new shard order per epoch, each record (after skip/take) once."""
-  source = ip._source(make_config(digits_dir))
+  source = sources.open_source(make_config(digits_dir))
   whole = source.read('train', 0, 1, drop_remainder=False)
   records = list(tf.data.TFRecordDataset(whole.files[0]).as_numpy_iterator())
   shards = [records[i::3] for i in range(3)]
@@ -497,9 +499,9 @@ def test_tfds_epochs_read_every_record_of_many_shards_once(digits_dir, tmp_path)
       for record in shard:
         writer.write(record)
   skips, takes = [5, 0, 2], [len(shards[0]) - 5, len(shards[1]), 100]
-  share = ip._Share(whole.dataset, sum(takes),
-                    files=(tf.constant(names), tf.constant(skips, tf.int64),
-                           tf.constant(takes, tf.int64)))
+  share = Share(whole.dataset, sum(takes),
+                files=(tf.constant(names), tf.constant(skips, tf.int64),
+                       tf.constant(takes, tf.int64)))
   expected = collections.Counter()
   for shard, skip, n in zip(shards, skips, takes):
     for record in shard[skip:skip + n]:
@@ -552,15 +554,15 @@ def test_unwritable_data_dir_for_digits_is_a_user_error(tmp_path):
 def test_block_shuffle_permutes_within_blocks_statelessly():
   ds = tf.data.Dataset.range(100).map(lambda i: {'x': i, 'y': -i})
   seed = tf.constant([3, 4], tf.int64)
-  out = [(int(e['x']), int(e['y'])) for e in ip.block_shuffle(ds, 32, seed).as_numpy_iterator()]
+  out = [(int(e['x']), int(e['y'])) for e in block_shuffle(ds, 32, seed).as_numpy_iterator()]
   xs = [x for x, _ in out]
   assert all(y == -x for x, y in out)  # Records stay whole.
   for start in range(0, 100, 32):
     assert sorted(xs[start:start + 32]) == list(range(start, min(start + 32, 100)))
   assert xs != list(range(100))
-  again = [int(e['x']) for e in ip.block_shuffle(ds, 32, seed).as_numpy_iterator()]
+  again = [int(e['x']) for e in block_shuffle(ds, 32, seed).as_numpy_iterator()]
   assert again == xs
-  other = [int(e['x']) for e in ip.block_shuffle(ds, 32, seed + 1).as_numpy_iterator()]
+  other = [int(e['x']) for e in block_shuffle(ds, 32, seed + 1).as_numpy_iterator()]
   assert other != xs
 
 

@@ -10,7 +10,8 @@ that ``--config.init_from=DIR``, evaluation and prediction load. The library fun
   torch is an optional extra, imported only here.
 * :func:`convert_state_dict` is pure numpy: torchvision names and layouts -> ``{'params': ...,
   'batch_stats': ...}`` nested dicts of float32 arrays, with every key checked.
-* :func:`save_converted` writes the checkpoint (the training system's Orbax format, step 0).
+* :func:`save_converted` (from ``common``, shared by every weight source) writes the checkpoint
+  (the training system's Orbax format, step 0).
 
 **Mapping.** Parameter names here mirror torchvision's module names (see the model docstrings):
 
@@ -52,26 +53,21 @@ v3's ``branch_pool``), PyTorch's adaptive pooling windows, BatchNorm eps 1e-3.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import os
 import re
-import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from inception_jax.convert import common
+from inception_jax.convert.common import META_FILE, PyTree, save_converted
 from inception_jax.errors import UserError
 
 if TYPE_CHECKING:
   from inception_jax.models import ModelSpec
 
-PyTree = Any
-
 SOURCE = 'torchvision'
 TORCH_EXTRA = "pip install 'inception_jax[torch]'"
-META_FILE = 'meta.json'
 IGNORED_SUFFIXES = ('.num_batches_tracked',)
 
 
@@ -106,42 +102,7 @@ def _spec(model_name: str) -> ModelSpec:
 
 
 # ---------------------------------------------------------------------------------------------
-# Expected layout, derived from the Flax model itself (so it can never drift from the model).
-
-
-@functools.lru_cache(maxsize=None)
-def _abstract_variables(model_name: str, num_classes: int, aux_logits: bool) -> dict[str, Any]:
-  """Shapes of ``model.init``'s variables, traced abstractly (no FLOPs, no memory)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from inception_jax import models  # pylint: disable=g-import-not-at-top
-
-  model = models.create(model_name, num_classes=num_classes, aux_logits=aux_logits)
-  size = _spec(model_name).default_input_size
-  images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-  rngs = {'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(1)}
-  variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), images)
-  return jax.tree.map(lambda s: tuple(s.shape), dict(variables))
-
-
-def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      out.update(_flatten(value, prefix + (key,)))
-    else:
-      out[prefix + (key,)] = value
-  return out
-
-
-def _unflatten(flat: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    node = tree
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = value
-  return tree
+# Expected layout: ``common.abstract_variables`` of the model, under torchvision's names.
 
 
 _LEAF_NAMES = {('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
@@ -173,7 +134,7 @@ def _layout(model_name: str, num_classes: int, aux_logits: bool
             ) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
   """torchvision key -> (Flax path, Flax shape) for every converted array, in model order."""
   spec = _spec(model_name)
-  flat = _flatten(_abstract_variables(model_name, num_classes, aux_logits))
+  flat = common.flatten(common.abstract_variables(model_name, num_classes, aux_logits))
   return {_torch_key(spec, path): (path, shape) for path, shape in flat.items()}
 
 
@@ -298,7 +259,7 @@ def convert_state_dict(model_name: str, state_dict: Mapping[str, Any],
     converted = np.ascontiguousarray(_to_flax(spec, path, array))
     assert converted.shape == tuple(flax_shape), (key, converted.shape, flax_shape)
     flat[path] = converted
-  variables = _unflatten(flat)
+  variables = common.unflatten(flat)
   variables.setdefault('batch_stats', {})
   return variables
 
@@ -389,84 +350,27 @@ def _first_line(e: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Writing the checkpoint.
+# Conversion metadata and the whole file.
 
 
 def conversion_metadata(model_name: str, variables: PyTree, *, transform_input: bool = True,
                         weights_path: str | None = None) -> dict[str, Any]:
   """What evaluation / prediction / init_from need to use the converted weights correctly."""
   spec = _spec(model_name)
-  num_classes = int(variables['params']['fc']['bias'].shape[0])
   layout = spec.torchvision_layout
-  has_aux = all(prefix.rstrip('.') in variables['params'] for prefix in layout.aux_prefixes)
-  meta = {
-      'model': model_name,
-      'model_overrides': {'aux_logits': has_aux},
-      'num_classes': num_classes,
-      'image_size': spec.default_input_size,
-      'eval_crop_fraction': spec.default_input_size / layout.resize_size,
-      'normalization': 'inception' if transform_input else 'imagenet',
-      'source': {
+  return common.conversion_metadata(
+      model_name,
+      num_classes=int(variables['params']['fc']['bias'].shape[0]),
+      aux_logits=all(prefix.rstrip('.') in variables['params'] for prefix in layout.aux_prefixes),
+      image_size=spec.default_input_size,
+      eval_crop_fraction=spec.default_input_size / layout.resize_size,
+      normalization='inception' if transform_input else 'imagenet',
+      source={
           'framework': SOURCE,
           'architecture': f'torchvision.models.{spec.torchvision_name}',
           'transform_input': bool(transform_input),
       },
-      'step': 0,
-  }
-  if weights_path is not None:
-    meta['source']['file'] = os.path.abspath(weights_path)
-    meta['source']['sha256'] = _file_sha256(weights_path)
-  return meta
-
-
-def _file_sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      h.update(block)
-  return 'sha256:' + h.hexdigest()
-
-
-def save_converted(out_dir: str | os.PathLike, variables: PyTree, meta: Mapping[str, Any]) -> str:
-  """Writes ``variables`` as a step-0 checkpoint of the training system under ``out_dir``.
-
-  Layout (what ``checkpoint.load_pretrained``, i.e. ``--config.init_from=DIR``, reads):
-  ``DIR/checkpoints/0/state`` (Orbax PyTree ``{'params', 'batch_stats'}``),
-  ``DIR/checkpoints/0/metadata`` (JSON) and a copy of that JSON as ``DIR/meta.json`` for people
-  and tools that do not want Orbax. Returns the checkpoint directory.
-  """
-  from inception_jax.training import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-
-  out_dir = os.fspath(out_dir)
-  if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
-    raise UserError(f'--out {out_dir} already exists and is not an empty directory; '
-                    'choose a new directory')
-  try:
-    os.makedirs(out_dir, exist_ok=True)
-  except OSError as e:
-    raise UserError(f'cannot create --out {out_dir}: {e.strerror or e}') from None
-  if not os.access(out_dir, os.W_OK):
-    raise UserError(f'--out {out_dir} is not writable')
-
-  host_state = {'params': variables['params'], 'batch_stats': variables.get('batch_stats', {})}
-  meta = dict(meta)
-  meta.update({
-      'format': ckpt_lib.FORMAT,
-      'architecture': ckpt_lib.architecture_fingerprint(host_state['params']),
-      'checksum': ckpt_lib.state_checksum(host_state),
-      'saved_at': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-  })
-  directory = ckpt_lib.checkpoint_dir(out_dir)
-  checkpointer = ckpt_lib.Checkpointer(directory, keep=0, async_save=False)
-  try:
-    checkpointer.save(host_state, meta)
-    checkpointer.wait()
-  finally:
-    checkpointer.close()
-  with open(os.path.join(out_dir, META_FILE), 'w') as f:
-    json.dump(meta, f, indent=2, sort_keys=True)
-    f.write('\n')
-  return directory
+      weights_path=weights_path)
 
 
 def convert_file(model_name: str, weights: str, out_dir: str, *, transform_input: bool = True
@@ -481,5 +385,5 @@ def convert_file(model_name: str, weights: str, out_dir: str, *, transform_input
   return meta
 
 
-__all__ = ['conversion_metadata', 'convertible', 'convert_file', 'convert_state_dict',
+__all__ = ['META_FILE', 'conversion_metadata', 'convertible', 'convert_file', 'convert_state_dict',
            'inspect_state_dict', 'load_torch_state_dict', 'save_converted', 'torch_layout']
