@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from inception_jax import bench
+from inception_jax.tools.bench import arguments, lowerings, steps, workload
 
 MODELS = {'googlenet_tv': (256, 224), 'inception_v3': (128, 299)}
 VARIANTS = ([], ['norm'], ['pool'])
@@ -33,7 +33,7 @@ def time_transfer(batch: int, size: int, repeats: int = 10) -> dict[str, float]:
   import numpy as np  # pylint: disable=g-import-not-at-top
   out = {}
   for half in (False, True):
-    image = bench._random_batch(batch, size, 10, half=half)['image']  # pylint: disable=protected-access
+    image = workload.random_batch(batch, size, 10, half=half)['image']
     times = []
     for _ in range(repeats):
       t = time.perf_counter()
@@ -67,18 +67,18 @@ def main(argv: list[str]) -> int:
       extra = ['--set', 'width_multiplier=0.25'] if a.small else []
       if a.small and model_name == 'inception_v3':
         extra += ['--set', 'aux_adaptive=True']
-      args = bench.parse_args(['--model', model_name, '--batch', str(b), '--size', str(size),
-                               '--steps', str(a.steps), '--half', '--no-eval',
-                               '--pipeline', 'none'] + sum([['--plain', x] for x in plain], [])
-                              + extra)
+      args = arguments.parse_args(['--model', model_name, '--batch', str(b), '--size', str(size),
+                                   '--steps', str(a.steps), '--half', '--no-eval',
+                                   '--pipeline', 'none']
+                                  + sum([['--plain', x] for x in plain], []) + extra)
       t = time.perf_counter()
-      model = bench.build_model(args)  # with the --plain parts plain
-      ours = bench.bench_ours(args, model, bench.default_aux_weight(model_name), 0.0)
+      model = workload.build_model(args)  # with the --plain parts plain
+      ours = steps.bench_ours(args, model, workload.default_aux_weight(model_name), 0.0)
       del ours['_state']
       train = ours['train']
       name = f'b{b}' + ''.join(f'_plain_{x}' for x in plain)
       entry[name] = {'plain': plain, 'batch': b,
-                     'lowerings': bench._lowerings(model.lowering),  # pylint: disable=protected-access
+                     'lowerings': lowerings.lowering_names(model.lowering),
                      'images_per_second': train['images_per_second'],
                      'compile_seconds': train['compile_seconds'],
                      'flops_per_second': train['flops_per_second'],

@@ -19,8 +19,10 @@ try:  # Before anything imports TensorFlow (torchvision's triton and TensorFlow 
 except ImportError:
   HAVE_TORCH = False
 
-from inception_jax.tools import bench
 from inception_jax.errors import UserError
+from inception_jax.tools.bench import allocator, arguments, cli, loop, lowerings, pipeline_rate
+from inception_jax.tools.bench import report as report_lib
+from inception_jax.tools.bench import timing, torchvision_compare, workload
 
 TINY = ['--model', 'googlenet_tv', '--batch', '2', '--size', '32', '--steps', '2', '--warmup',
         '1', '--set', 'width_multiplier=0.125', '--num-classes', '10']
@@ -33,15 +35,15 @@ def _positive(x):
 @pytest.mark.slow  # benchmarks GoogLeNet end to end: compiles its train and eval steps
 def test_end_to_end_json(tmp_path, capsys):
   out = tmp_path / 'bench.json'
-  assert bench.main(TINY + ['--pipeline', 'folder', '--pipeline-batches', '2',
-                            '--peak-size', '256', '--json', str(out)]) == 0
+  assert cli.main(TINY + ['--pipeline', 'folder', '--pipeline-batches', '2',
+                          '--peak-size', '256', '--json', str(out)]) == 0
   report = json.loads(out.read_text())
-  assert set(bench.JSON_KEYS) <= set(report)
+  assert set(report_lib.JSON_KEYS) <= set(report)
   assert (report['model'], report['batch'], report['size'], report['dtype']) == (
       'googlenet_tv', 2, 32, 'float32')
   for name in ('train', 'eval'):
     section = report[name]
-    assert set(bench.STEP_KEYS) <= set(section)
+    assert set(report_lib.STEP_KEYS) <= set(section)
     rates = section['images_per_second']
     assert rates['min'] <= rates['median'] <= rates['max']
     assert len(section['step_seconds']['all']) == 2
@@ -76,7 +78,7 @@ def test_compare_needs_torch(monkeypatch):
 
   monkeypatch.setattr(builtins, '__import__', no_torch)
   with pytest.raises(UserError, match=r"pip install 'inception_jax\[bench\]'"):
-    bench.import_torch()
+    torchvision_compare.import_torch()
 
 
 needs_torch = pytest.mark.skipif(
@@ -85,10 +87,10 @@ needs_torch = pytest.mark.skipif(
 
 @needs_torch
 def test_compare_torchvision_tiny():
-  args = bench.parse_args(['--model', 'googlenet_tv', '--batch', '2', '--size', '32',
-                           '--steps', '1', '--warmup', '0', '--num-classes', '10',
-                           '--compare', 'torchvision', '--threads', '1'])
-  result = bench.bench_torchvision(args, aux_weight=0.3, on_gpu=False)
+  args = arguments.parse_args(['--model', 'googlenet_tv', '--batch', '2', '--size', '32',
+                               '--steps', '1', '--warmup', '0', '--num-classes', '10',
+                               '--compare', 'torchvision', '--threads', '1'])
+  result = torchvision_compare.bench_torchvision(args, aux_weight=0.3, on_gpu=False)
   assert set(result['formats']) == {'nchw', 'channels_last'}
   assert result['best_format'] in result['formats']
   for fmt in result['formats'].values():
@@ -99,9 +101,9 @@ def test_compare_torchvision_tiny():
 
 @needs_torch
 def test_compare_refuses_a_different_architecture():
-  args = bench.parse_args(TINY + ['--compare', 'torchvision'])
+  args = arguments.parse_args(TINY + ['--compare', 'torchvision'])
   with pytest.raises(UserError, match='published architecture'):
-    bench.bench_torchvision(args, aux_weight=0.3, on_gpu=False)
+    torchvision_compare.bench_torchvision(args, aux_weight=0.3, on_gpu=False)
 
 
 def test_bad_flags_are_one_line_errors():
@@ -110,20 +112,20 @@ def test_bad_flags_are_one_line_errors():
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == ['error: --batch must be >= 1 (got 0)']
   with pytest.raises(UserError, match='--size'):
-    bench.parse_args(['--size', 'big'])
+    arguments.parse_args(['--size', 'big'])
 
 
 def test_missing_allocator_is_a_user_error(monkeypatch):
-  monkeypatch.setattr(bench, 'find_allocator', lambda name: None)
-  monkeypatch.delenv(bench._REEXEC_MARK, raising=False)
-  monkeypatch.setattr(bench, '_loaded_allocator', lambda: 'system')
-  args = bench.parse_args(['--allocator', 'tcmalloc'])
+  monkeypatch.setattr(allocator, 'find_allocator', lambda name: None)
+  monkeypatch.delenv(allocator._REEXEC_MARK, raising=False)
+  monkeypatch.setattr(allocator, 'loaded_allocator', lambda: 'system')
+  args = arguments.parse_args(['--allocator', 'tcmalloc'])
   with pytest.raises(UserError, match='apt-get install libtcmalloc-minimal4'):
-    bench.maybe_reexec(args, ['--allocator', 'tcmalloc'])
+    allocator.maybe_reexec(args, ['--allocator', 'tcmalloc'])
 
 
 def test_summarize_times():
-  s = bench.summarize_times([1.0, 2.0, 4.0], batch=8)
+  s = timing.summarize_times([1.0, 2.0, 4.0], batch=8)
   assert s['images_per_second'] == {'median': 4.0, 'min': 2.0, 'max': 8.0}
   assert s['step_seconds']['median'] == 2.0
 
@@ -132,8 +134,8 @@ def test_summarize_times():
 def test_loop_on_in_memory_batches(tmp_path):
   """--loop with --pipeline none runs the real training loop on one in-memory batch (no tf.data:
   how it runs on a GPU image without TensorFlow), in bfloat16 images with --half."""
-  args = bench.parse_args(TINY + ['--pipeline', 'none', '--loop', '--half'])
-  out = bench.bench_loop(args, str(tmp_path), None, bare_images_per_second=1.0)
+  args = arguments.parse_args(TINY + ['--pipeline', 'none', '--loop', '--half'])
+  out = loop.bench_loop(args, str(tmp_path), None, bare_images_per_second=1.0)
   assert set(out) == {'constant_batch', 'bare_images_per_second', 'note'}
   run = out['constant_batch']
   assert _positive(run['images_per_second']) and _positive(run['wall_seconds'])
@@ -150,30 +152,30 @@ def test_plain_builds_a_lowering_and_changes_nothing_else():
   from inception_jax import models  # pylint: disable=g-import-not-at-top
   backend = lowering.for_backend()
   plain = lowering.plain()
-  args = bench.parse_args(TINY + ['--plain', 'norm', '--plain-conv'])
+  args = arguments.parse_args(TINY + ['--plain', 'norm', '--plain-conv'])
   assert args.plain == ['norm', 'conv']
-  chosen = bench.lowering_for(args.plain)
+  chosen = lowerings.lowering_for(args.plain)
   # Winograd is one of FastConv's lowerings: plain convolutions have none.
   assert chosen == dataclasses.replace(backend, conv=plain.conv, winograd=False, norm=plain.norm)
-  assert bench.build_model(args).lowering == chosen
+  assert workload.build_model(args).lowering == chosen
   assert lowering.for_backend() == backend and models.create('googlenet_tv').lowering is None
-  assert bench.lowering_for(list(bench.PLAIN_CHOICES)) == plain
-  assert bench.lowering_for([]) == backend
+  assert lowerings.lowering_for(list(lowerings.PLAIN_CHOICES)) == plain
+  assert lowerings.lowering_for([]) == backend
   # The lowering is chosen per network: Inception v3's --plain starts from v3's own.
-  assert bench.lowering_for(['norm'], 'inception_v3') == dataclasses.replace(
+  assert lowerings.lowering_for(['norm'], 'inception_v3') == dataclasses.replace(
       lowering.for_backend(network='inception_v3'), norm=plain.norm)
   # What the report says each layer runs.
   cpu = lowering.for_backend('cpu')
-  assert bench._lowerings(cpu) == {  # pylint: disable=protected-access
+  assert lowerings.lowering_names(cpu) == {
       'conv': 'lowering.FastConv', 'norm': 'lowering.FastBatchNorm',
       'pool': 'lowering.max_pool gather-form gradient, sliced eval forward',
       'winograd': 'lowering.winograd_conv3x3 for wide 3x3s'}
-  assert bench._lowerings(dataclasses.replace(  # pylint: disable=protected-access
+  assert lowerings.lowering_names(dataclasses.replace(
       cpu, conv=plain.conv, winograd=False, norm=plain.norm)) == {
           'conv': 'nn.Conv', 'norm': 'nn.BatchNorm',
           'pool': 'lowering.max_pool gather-form gradient, sliced eval forward',
           'winograd': 'no Winograd'}
-  assert bench._lowerings(plain) == {  # pylint: disable=protected-access
+  assert lowerings.lowering_names(plain) == {
       'conv': 'nn.Conv', 'norm': 'nn.BatchNorm', 'pool': 'autodiff of reduce_window',
       'winograd': 'no Winograd'}
 
@@ -183,7 +185,6 @@ def test_pipeline_rate_times_warm_batches_and_counts_only_real_examples():
   timed span, and its padded examples (mask False) are not counted as images. A fake clock that
   only the fake pipeline advances makes the figures exact."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from inception_jax.tools import pipeline_rate  # pylint: disable=g-import-not-at-top
   now = [0.0]
   passes = []
 

@@ -23,13 +23,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from inception_jax.tools import bench
-from inception_jax.config import loading as config_loading
 from inception_jax import errors
+from inception_jax.config import loading as config_loading
 from inception_jax.errors import UserError
+from inception_jax.tools.bench import machine
 
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               'configs', 'inception_v3_imagenet.py')
+# The repository's configs/, beside inception_jax/ (this file is inception_jax/tools/bench/*.py).
+_DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+    'configs', 'inception_v3_imagenet.py')
 
 
 def _real_examples(batch: dict[str, Any]) -> int:
@@ -66,7 +68,7 @@ def time_batches(make_iterator: Callable[[], Iterator[dict[str, Any]]], batches:
       raise UserError(f'one pass of this pipeline has only {warmed} batch(es), all of them '
                       f'untimed warm-up (--warmup {warmup}); lower --warmup, or use a smaller '
                       '--config.eval_batch_size so that a pass has more batches')
-  cores = bench.cpu_count()  # the affinity mask, what tf.data sizes its pools by
+  cores = machine.cpu_count()  # the affinity mask, what tf.data sizes its pools by
   return {'images_per_second': images / seconds,
           'images_per_second_per_core': images / seconds / cores,
           'images': images, 'seconds': seconds, 'cores': cores}
@@ -85,7 +87,7 @@ def measure(config: Any, batches: int = 20, warmup: int = 3) -> dict[str, Any]:
       'augment': config.augment, 'global_batch_size': int(config.global_batch_size),
       'eval_batch_size': int(config.eval_batch_size),
       'num_train_examples': info.num_train_examples, 'num_eval_examples': info.num_eval_examples,
-      'cpu': bench.cpu_model(),
+      'cpu': machine.cpu_model(),
       # The training rate is the one that must keep up with the accelerator.
       'images_per_second': train['images_per_second'],
       'images_per_second_per_core': train['images_per_second_per_core'],
@@ -94,6 +96,7 @@ def measure(config: Any, batches: int = 20, warmup: int = 3) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
+  """The figures of :func:`measure` as lines for a reader: total and per core, each split."""
   lines = [f'input pipeline alone: {report["dataset"]} at {report["image_size"]} px, '
            f'{report["cores"]} core(s) of {report["cpu"]}']
   for kind in ('train', 'eval'):
@@ -132,7 +135,8 @@ def _main(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-  """``python -m inception_jax.tools.bench --pipeline-only ...``: ``argv`` without the program name."""
+  """``python -m inception_jax.tools.bench --pipeline-only ...``: ``argv`` without the program
+  name."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   from absl import app  # pylint: disable=g-import-not-at-top
   sys.argv = [f'{sys.argv[0]} --pipeline-only'] + list(argv)
