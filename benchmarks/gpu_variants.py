@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from inception_jax import bench
+from inception_jax.tools import bench
 
 MODELS = {'googlenet_tv': (256, 224), 'inception_v3': (128, 299)}
 VARIANTS = ([], ['norm'], ['pool'])
