@@ -788,7 +788,7 @@ def print_report(report: dict[str, Any]) -> None:
       print(f'  note: {c["note"]}')
 
 
-def lowering_for(plain: Sequence[str], network: str | None = None):
+def lowering_for(plain: Sequence[str], network: str):
   """This backend's ``lowering.Lowering`` for ``network`` (a model's ``label``) with the parts
   named in ``plain`` (``--plain``) made plain; a new value, so nothing else in the process
   changes."""

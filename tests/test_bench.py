@@ -148,22 +148,22 @@ def test_plain_builds_a_lowering_and_changes_nothing_else():
   import dataclasses  # pylint: disable=g-import-not-at-top
   from inception_jax import lowering  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
-  backend = lowering.for_backend()
+  backend = lowering.for_backend(network='googlenet')
   plain = lowering.plain()
   args = bench.parse_args(TINY + ['--plain', 'norm', '--plain-conv'])
   assert args.plain == ['norm', 'conv']
-  chosen = bench.lowering_for(args.plain)
+  chosen = bench.lowering_for(args.plain, 'googlenet')
   # Winograd is one of FastConv's lowerings: plain convolutions have none.
   assert chosen == dataclasses.replace(backend, conv=plain.conv, winograd=False, norm=plain.norm)
   assert bench.build_model(args).lowering == chosen
-  assert lowering.for_backend() == backend and models.create('googlenet_tv').lowering is None
-  assert bench.lowering_for(list(bench.PLAIN_CHOICES)) == plain
-  assert bench.lowering_for([]) == backend
+  assert lowering.for_backend(network='googlenet') == backend and models.create('googlenet_tv').lowering is None
+  assert bench.lowering_for(list(bench.PLAIN_CHOICES), 'googlenet') == plain
+  assert bench.lowering_for([], 'googlenet') == backend
   # The lowering is chosen per network: Inception v3's --plain starts from v3's own.
   assert bench.lowering_for(['norm'], 'inception_v3') == dataclasses.replace(
       lowering.for_backend(network='inception_v3'), norm=plain.norm)
   # What the report says each layer runs.
-  cpu = lowering.for_backend('cpu')
+  cpu = lowering.for_backend('cpu', network='googlenet')
   assert bench._lowerings(cpu) == {  # pylint: disable=protected-access
       'conv': 'lowering.FastConv', 'norm': 'lowering.FastBatchNorm',
       'pool': 'lowering.max_pool gather-form gradient, sliced eval forward',
