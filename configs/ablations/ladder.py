@@ -5,16 +5,18 @@ Rows are the files of configs/ladder/ (GoogLeNet, BN-GoogLeNet, BN-Inception, In
 ``config.paper``, so the report's table shows "top-1 err (run)" next to "top-1 err (paper)".
 Directories: ``row=01_googlenet/seed=0`` ...
 
-  python -m inception_jax.sweep --config=configs/ablations/ladder.py --workdir=sweeps/ladder
-  python -m inception_jax.sweep --config=configs/ablations/ladder.py:imagenet \
+  python -m inception_jax.tools.sweep --config=configs/ablations/ladder.py --workdir=sweeps/ladder
+  python -m inception_jax.tools.sweep --config=configs/ablations/ladder.py:imagenet \
       --workdir=/ckpt/ladder --config.overrides.data_dir=/data/tfds --print_commands
 
 Options (``:opt``):
   digits (default): every row's ``:digits`` smoke config (the row's recipe on the offline digits
     for 4 epochs, narrow networks): checks that all eight rows train; the numbers mean nothing
     next to the paper's. Seeds (0, 1, 2).
-  imagenet: the rows as the paper trained them (ImageNet, 224 / 299 px, 90 / 100 epochs); one
-    seed (the paper reports single runs): ``--config.seeds='(0, 1, 2)'`` for more.
+  imagenet: the rows on ImageNet with the project's recipes (rows 1-3:
+    configs/googlenet_imagenet.py, 224 px, 150 epochs at batch 256; rows 4-8:
+    configs/inception_v3_imagenet.py, 299 px, 170 epochs at batch 1024); one seed (the paper
+    reports single runs): ``--config.seeds='(0, 1, 2)'`` for more.
 """
 
 from inception_jax import config_loading, sweep

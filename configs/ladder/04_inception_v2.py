@@ -21,7 +21,7 @@ Notes: the paper's Table 1 (its "Inception-v2" outline) already draws the 3x3 st
 introduces; we follow the ladder's text. The released layout that ``inception_v3`` reproduces
 (TF-slim / torchvision) also differs from Table 1 in widths and in module A's extra 5x5 branch.
 Cost: 5.30 G multiply-adds with the 7x7 stem against 5.71 G with the 3x3 stem at 299 px
-(``python -m inception_jax.summary --model inception_v3 --set stem=7x7``), where the paper
+(``python -m inception_jax.tools.summary --model inception_v3 --set stem=7x7``), where the paper
 lists 3.8 and 4.8 G ops.
 
   python train.py --config=configs/ladder/04_inception_v2.py --workdir=/ckpt/ladder/04

@@ -3,7 +3,7 @@
 Every row file loads the row before it (or, for rows 1 and 4, a project recipe), applies its
 ``CHANGES`` and records the paper's numbers in ``config.paper``. ``paper`` is the only field the
 training system does not read; it travels into the run's config.json, from where
-``python -m inception_jax.report`` shows the paper's error next to the run's.
+``python -m inception_jax.tools.report`` shows the paper's error next to the run's.
 """
 
 from __future__ import annotations
