@@ -275,7 +275,7 @@ def format_plan(plan: dict[str, Any]) -> str:
   if p['recipe_source']:
     verified = p['recipe_verified_batch_size']
     lines.append(f'  recipe: {p["recipe_source"]}'
-                 + (f'; that run's batch {verified:,}' if verified else ''))
+                 + (f"; that run's batch {verified:,}" if verified else ''))
   lines.extend(f'  {w}' for w in p['warnings'])
   return '\n'.join(lines)
 
