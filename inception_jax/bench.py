@@ -101,8 +101,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                  help='model override, e.g. --set width_multiplier=0.5 (repeatable)')
   p.add_argument('--num-classes', type=int, default=1000)
   p.add_argument('--aux-weight', type=float, default=None,
-                 help="default: the model's registry entry, 0.3 for GoogLeNet (paper section 5), "
-                      '0.4 for Inception v3')
+                 help="default: the training system's (schema.base_config().aux_weight)")
   p.add_argument('--plain', action='append', default=[], choices=PLAIN_CHOICES,
                  help="run a layer's plain Flax/XLA code instead of this package's lowering "
                  '(same numbers): conv = nn.Conv for FastConv, norm = nn.BatchNorm for '
@@ -313,18 +312,17 @@ def measure_peak(half: bool, size: int | None = None, repeats: int = 5) -> dict[
 # ----------------------------------------------------------------------------- our model
 
 
-def default_aux_weight(model_name: str) -> float:
-  """The registry entry's aux-loss weight (GoogLeNet 0.3, paper Section 5; Inception v3 0.4, the
-  Cloud TPU reference's); unknown names raise UserError."""
-  from inception_jax import models  # pylint: disable=g-import-not-at-top
-  return models.spec(model_name).default_aux_weight
+def default_aux_weight() -> float:
+  """The aux-loss weight train.py uses unless a config sets one: ``schema.base_config()``'s."""
+  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  return float(schema.base_config().aux_weight)
 
 
 def build_model(args: argparse.Namespace):
   """The model train.py would build for ``--model``/``--set``, with ``--plain``'s lowering."""
   from inception_jax import models  # pylint: disable=g-import-not-at-top
   from inception_jax.training import model_factory  # pylint: disable=g-import-not-at-top
-  config = _train_config(args, default_aux_weight(args.model))
+  config = _train_config(args)
   for key, value in _parse_overrides(args.set).items():
     config.model_overrides[key] = value
   network = models.create(args.model).label  # the lowering is chosen per network
@@ -334,7 +332,9 @@ def build_model(args: argparse.Namespace):
   return model
 
 
-def _train_config(args: argparse.Namespace, aux_weight: float):
+def _train_config(args: argparse.Namespace):
+  """The training config the benchmark runs: the schema's defaults (its aux weight included,
+  unless ``--aux-weight``), a constant-rate SGD and the benchmark's model, size and batch."""
   from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
   c = schema.base_config()
   c.model = args.model
@@ -347,7 +347,8 @@ def _train_config(args: argparse.Namespace, aux_weight: float):
   c.base_batch_size = args.batch
   c.lr_schedule = 'constant'
   c.weight_decay = 0.0
-  c.aux_weight = aux_weight
+  if args.aux_weight is not None:
+    c.aux_weight = args.aux_weight
   c.half_precision = bool(args.half)
   return c
 
@@ -374,7 +375,7 @@ def bench_ours(args: argparse.Namespace, model, aux_weight: float,
   from inception_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   from inception_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
 
-  config = _train_config(args, aux_weight)
+  config = _train_config(args)
   lr_fn = optimizers.create_learning_rate_fn(config, steps_per_epoch=1000, total_steps=100_000)
   tx = optimizers.create_optimizer(config, lr_fn)
 
@@ -492,7 +493,7 @@ def write_jpeg_folder(root: str, size: int, per_class: int, num_classes: int = 4
 
 
 def _pipeline_config(args: argparse.Namespace, dataset: str, data_dir: str):
-  config = _train_config(args, default_aux_weight(args.model))
+  config = _train_config(args)
   config.dataset = dataset
   config.data_dir = data_dir
   config.augment = 'inception_crop' if dataset.startswith('folder:') else 'resize'
@@ -838,7 +839,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
 
   model = build_model(args)
-  aux_weight = args.aux_weight if args.aux_weight is not None else default_aux_weight(args.model)
+  aux_weight = args.aux_weight if args.aux_weight is not None else default_aux_weight()
   on_gpu = jax.default_backend() == 'gpu'
   peak = measure_peak(args.half, args.peak_size)
   spec_peak = None

@@ -142,6 +142,18 @@ def test_loop_on_in_memory_batches(tmp_path):
   assert [m['step'] for m in metrics if 'train' in json.dumps(m)] == [args.steps, 2 * args.steps]
 
 
+def test_the_aux_weight_is_the_training_default_unless_given():
+  """One source for the default: the schema's, for every model; --aux-weight replaces it."""
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import schema  # pylint: disable=g-import-not-at-top
+  assert bench.default_aux_weight() == schema.base_config().aux_weight
+  assert not hasattr(models.spec('inception_v3'), 'default_aux_weight')
+  config = bench._train_config  # pylint: disable=protected-access
+  for model in ('googlenet', 'inception_v3'):
+    assert config(bench.parse_args(['--model', model])).aux_weight == bench.default_aux_weight()
+  assert config(bench.parse_args(TINY + ['--aux-weight', '0.7'])).aux_weight == 0.7
+
+
 def test_plain_builds_a_lowering_and_changes_nothing_else():
   """--plain gives the benchmarked model a Lowering with the named parts plain; the backend's
   own lowering, which every other model in the process gets, stays as it was."""

@@ -69,10 +69,8 @@ def test_override_keys_are_the_registered_models_fields():
 
 def test_entries_carry_what_the_tools_used_to_look_up_by_name():
   v3, tv, paper = (models.spec(n) for n in ('inception_v3', 'googlenet_tv', 'googlenet'))
-  assert (v3.default_input_size, v3.default_aux_weight, v3.torchvision_name) == (
-      299, 0.4, 'inception_v3')
-  assert (tv.default_input_size, tv.default_aux_weight, tv.torchvision_name) == (
-      224, 0.3, 'googlenet')
+  assert (v3.default_input_size, v3.torchvision_name) == (299, 'inception_v3')
+  assert (tv.default_input_size, tv.torchvision_name) == (224, 'googlenet')
   assert paper.torchvision_name == 'googlenet' and 'googlenet_tv' in paper.torchvision_note
   assert models.spec('googlenet_2014').torchvision_name is None
   assert sorted(convert.convertible()) == ['googlenet_tv', 'inception_v3']

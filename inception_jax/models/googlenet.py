@@ -287,11 +287,9 @@ TORCHVISION_LAYOUT = registry.TorchvisionLayout(
     resize_size=256, module_name=_torchvision_module_name,
     nchw_flattened_kernels=(('aux1/fc1/kernel', (128, 4, 4)), ('aux2/fc1/kernel', (128, 4, 4))))
 
-# Aux losses weighted 0.3: paper Section 5 ("the losses of the auxiliary classifiers were
-# weighted by 0.3"); 224 px input (Section 5). Pixels in [-1, 1] ('inception'): what torchvision's
-# released weights see after their transform_input (inception_jax.convert).
-_GOOGLENET = dict(default_input_size=224, normalization='inception', eval_crop_fraction=0.875,
-                  default_aux_weight=0.3)
+# 224 px input (Section 5). Pixels in [-1, 1] ('inception'): what torchvision's released weights
+# see after their transform_input (inception_jax.convert).
+_GOOGLENET = dict(default_input_size=224, normalization='inception', eval_crop_fraction=0.875)
 
 registry.register('googlenet', registry.ModelSpec(
     functools.partial(GoogLeNet, branch5x5_kernel=5, dropout_rate=0.4, maxpool4_window=3),

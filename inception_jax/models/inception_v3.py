@@ -413,12 +413,10 @@ def _smallest(fits, limit: int = 4096) -> int:
 TORCHVISION_LAYOUT = registry.TorchvisionLayout(
     signature='Mixed_5b.branch1x1.conv.weight', aux_prefixes=('AuxLogits.',), resize_size=342)
 
-# The paper states no aux-loss weight; 0.4 is the Cloud TPU reference's (tensorflow/tpu
-# models/experimental/inception/inception_v3.py, ``weights=0.4`` on AuxLogits), as in
-# configs/inception_v3_imagenet.py. 299 px input in [-1, 1] (TF-slim's preprocessing, and
-# torchvision's transform_input for the released weights).
+# 299 px input in [-1, 1] (TF-slim's preprocessing, and torchvision's transform_input for the
+# released weights).
 registry.register('inception_v3', registry.ModelSpec(
     InceptionV3, 'Inception v3 as released (torchvision / TF-slim layout), dropout 0.5',
     default_input_size=299, normalization='inception', eval_crop_fraction=0.875,
-    default_aux_weight=0.4, torchvision_name='inception_v3',
+    torchvision_name='inception_v3',
     torchvision_layout=TORCHVISION_LAYOUT))
