@@ -78,8 +78,8 @@ def test_constant_schedule_with_warmup():
 
 def test_plans_warm_up_to_the_advertised_peak():
   """Both ``:paper`` variants warm up over 5 epochs; the plan's end-of-warm-up rate is the peak."""
-  for name, peak in (('inception_v3_imagenet.py:paper', 1.44), ('googlenet_imagenet.py:paper', 0.32),
-                     ('googlenet_imagenet.py', 0.045)):
+  for name, peak in (('inception_v3_imagenet.py:paper', 1.44),
+                     ('googlenet_imagenet.py:paper', 0.32), ('googlenet_imagenet.py', 0.045)):
     p = plan.make_plan(sweep.load_config_file(os.path.join(REPO, 'configs', name)), 8)
     assert p['peak_learning_rate'] == pytest.approx(peak), name
     assert p['learning_rate_end_of_warmup'] == pytest.approx(peak, rel=1e-6), name
