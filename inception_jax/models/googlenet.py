@@ -287,9 +287,8 @@ TORCHVISION_LAYOUT = registry.TorchvisionLayout(
     resize_size=256, module_name=_torchvision_module_name,
     nchw_flattened_kernels=(('aux1/fc1/kernel', (128, 4, 4)), ('aux2/fc1/kernel', (128, 4, 4))))
 
-# 224 px input (Section 5). Pixels in [-1, 1] ('inception'): what torchvision's released weights
-# see after their transform_input (inception_jax.convert).
-_GOOGLENET = dict(default_input_size=224, normalization='inception', eval_crop_fraction=0.875)
+# 224 px input (Section 5).
+_GOOGLENET = dict(default_input_size=224)
 
 registry.register('googlenet', registry.ModelSpec(
     functools.partial(GoogLeNet, branch5x5_kernel=5, dropout_rate=0.4, maxpool4_window=3),

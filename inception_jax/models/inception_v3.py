@@ -413,10 +413,8 @@ def _smallest(fits, limit: int = 4096) -> int:
 TORCHVISION_LAYOUT = registry.TorchvisionLayout(
     signature='Mixed_5b.branch1x1.conv.weight', aux_prefixes=('AuxLogits.',), resize_size=342)
 
-# 299 px input in [-1, 1] (TF-slim's preprocessing, and torchvision's transform_input for the
-# released weights).
+# 299 px input, as released.
 registry.register('inception_v3', registry.ModelSpec(
     InceptionV3, 'Inception v3 as released (torchvision / TF-slim layout), dropout 0.5',
-    default_input_size=299, normalization='inception', eval_crop_fraction=0.875,
-    torchvision_name='inception_v3',
+    default_input_size=299, torchvision_name='inception_v3',
     torchvision_layout=TORCHVISION_LAYOUT))
