@@ -4,7 +4,8 @@
 # the batch; then both models run in bfloat16 with the fastest lowerings, side by side with
 # torchvision (bf16 autocast, NCHW and channels_last, cudnn.benchmark), with the training loop fed
 # in-memory batches against the bare step. Writes the JSON of every run and a combined log to $OUT
-# (default benchmarks/results/gpu/latest). The tf.data pipeline is skipped (--pipeline none): the CPU
+# (default benchmarks/results/gpu-latest; RESULTS.md's H200 files are in
+# benchmarks/results/gpu-h200-bf16). The tf.data pipeline is skipped (--pipeline none): the CPU
 # figures measure it, and the GPU image may lack TensorFlow.
 #
 #   bash benchmarks/gpu.sh                     # on a machine with one GPU
@@ -12,7 +13,7 @@
 #   STEPS=3 GN="--batch 8 --size 64" V3="--batch 2 --size 299" VARIANTS_ARGS=--small \
 #     bash benchmarks/gpu.sh                   # smoke run
 set -u
-OUT=${OUT:-benchmarks/results/gpu/latest}
+OUT=${OUT:-benchmarks/results/gpu-latest}
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" >/dev/null; then  # packages missing on a bare GPU image (ml_collections)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -39,7 +40,7 @@ LOG=$OUT/log.txt
 bench() {  # name, arguments...
   local name=$1; shift
   echo "=== $name: $*" | tee -a "$LOG"
-  timeout "${RUN_LIMIT:-240}" python3 -m inception_jax.bench --half --pipeline none --steps "$STEPS" \
+  timeout "${RUN_LIMIT:-240}" python3 -m inception_jax.tools.bench --half --pipeline none --steps "$STEPS" \
     --json "$OUT/$name.json" "$@" 2>&1 | tee -a "$LOG"
 }
 if [ -z "${SKIP_VARIANTS:-}" ]; then

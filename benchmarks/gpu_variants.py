@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
                                   + sum([['--plain', x] for x in plain], []) + extra)
       t = time.perf_counter()
       model = workload.build_model(args)  # with the --plain parts plain
-      ours = steps.bench_ours(args, model, workload.default_aux_weight(model_name), 0.0)
+      ours = steps.bench_ours(args, model, workload.default_aux_weight(), 0.0)
       del ours['_state']
       train = ours['train']
       name = f'b{b}' + ''.join(f'_plain_{x}' for x in plain)

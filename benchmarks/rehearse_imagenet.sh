@@ -15,9 +15,9 @@ per_class=${3:-8}
 batch=${4:-8}
 cd "$(dirname "$0")/.."
 
-python -m inception_jax.data.fake_imagenet --manual_dir "$dir/downloads/manual" \
+python -m inception_jax.tools.fake_imagenet --manual_dir "$dir/downloads/manual" \
     --val "$val" --train_per_class "$per_class"
-python -m inception_jax.data.prepare --dataset imagenet2012 --data_dir "$dir"
+python -m inception_jax.tools.prepare --dataset imagenet2012 --data_dir "$dir"
 
 for recipe in googlenet_imagenet inception_v3_imagenet; do
   common=(--config="configs/$recipe.py" --workdir="$dir/runs/$recipe" --config.data_dir="$dir"
@@ -27,9 +27,9 @@ for recipe in googlenet_imagenet inception_v3_imagenet; do
   python train.py "${common[@]}" --config.num_train_steps=4 | tee "$dir/runs/$recipe.log"
   grep -q 'resuming from the checkpoint at step 2' "$dir/runs/$recipe.log"
   grep -q "($val examples)" "$dir/runs/$recipe.log"
-  python -m inception_jax.evaluate --config="configs/$recipe.py" --config.data_dir="$dir" \
+  python -m inception_jax.tools.evaluate --config="configs/$recipe.py" --config.data_dir="$dir" \
       --config.eval_batch_size="$batch" --checkpoint="$dir/runs/$recipe"
-  python -m inception_jax.bench --pipeline-only --config="configs/$recipe.py" \
+  python -m inception_jax.tools.bench --pipeline-only --config="configs/$recipe.py" \
       --config.data_dir="$dir" --config.global_batch_size=64 --config.eval_batch_size=64 \
       --json "$dir/pipeline_$recipe.json"
 done

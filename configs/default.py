@@ -1,12 +1,12 @@
 r"""Offline quick start: GoogLeNet with auxiliary heads on scikit-learn's bundled digits.
 
-``python train.py`` (no flags) trains this into ./workdirs/default and prints the final evaluation
-on the 360-image validation split. Measured on the 2-core AMD EPYC family 26 model 2 (Zen 5,
-AVX-512), seeds 0-4 (``--config.seed=S``): 99.72, 99.17, 99.44, 99.44, 98.89 % top-1 (seeds 5-9:
-99.72, 98.89, 99.72, 98.89, 99.17 %); with the plain lowering (another floating-point path)
-99.44, 99.44, 99.17, 99.17, 98.89 %; with XLA's default convolutions (a third) 99.44, 98.89, 99.72,
-98.89, 99.44 %. All 20 runs: 1-4 errors of 360 (benchmarks/RESULTS.md, "Quick start with a
-shift" and "A third floating-point path and seeds 5-9").
+  python train.py                         # this config, into ./workdirs/default
+  python train.py --config.seed=1 --workdir=workdirs/seed1
+
+Expected result: about 99 % top-1 on the 360 validation digits in about 3 minutes on a 2-core CPU
+(AMD EPYC Zen 3, 2026-12-06: seeds 0/1/2 ended at 99.17 / 99.72 / 99.44 %); the spread over seeds
+and floating-point paths is in benchmarks/RESULTS.md ("Quick-start accuracy across seeds and
+floating-point paths").
 
 Sources of the numbers:
   * Network: ``googlenet`` = GoogLeNet, Szegedy et al. 2015, Table 1, with batch norm (Ioffe &
@@ -22,17 +22,13 @@ Sources of the numbers:
   * Optimiser: SGD with momentum 0.9 (paper §6). The paper's "x0.96 every 8 epochs" is meant for
     hundreds of epochs; a run of a few dozen epochs uses a cosine decay (Loshchilov & Hutter 2017)
     after one warm-up epoch (Goyal et al. 2017). Weight decay 4e-5: TF-slim's
-    ``inception_v1_arg_scope`` default. Peak learning rate 0.04 at batch 64: 0.1 made some seeds
-    diverge in the high-rate phase (RESULTS.md, "Quick start: why it was fragile").
+    ``inception_v1_arg_scope`` default. Peak learning rate 0.04 at batch 64: at 0.1 some seeds
+    diverge in the high-rate phase (benchmarks/RESULTS.md).
   * Label smoothing 0.1 (Szegedy et al. 2016, §7).
-  * Why these together: without augmentation every run fits the 1,437 training images exactly,
-    and which handful of the 360 validation images a run gets wrong differs from run to run
-    (different images for each seed, and for the same seed on another floating-point path:
-    the plain Flax/XLA lowering, or another CPU). That variance, not a fixed set of hard
-    images, put single runs below 98.5 %. The shift makes the 1,437 glyphs many, and needs the
-    24 epochs to be fitted (at 16 epochs it ended at 98.2 % training top-1 and did not help).
-    Polyak averaging did not help (with the cosine decay ending near zero the average is the
-    final weights), nor did weight decay 5e-4, 40 px, precise BN, or 24 epochs without the shift.
+  * Why the shift: without augmentation every run fits the 1,437 training images exactly, and
+    which few of the 360 validation images a run misses varies with the seed and the
+    floating-point path; the shift makes the 1,437 glyphs many, and 24 epochs fit them. Polyak
+    averaging, weight decay 5e-4, 40 px and precise BN do not help (benchmarks/RESULTS.md).
   * Batch 64 (22 steps per epoch, 1,437 // 64); eval batch 128 does not divide 360, so the last
     eval batch is padded and masked (every example counted once).
 """

@@ -4,9 +4,9 @@ jaxlib 0.10 hands convolutions to YNNPACK by default (``--xla_cpu_experimental_y
 defaults to ``individual_dot,individual_convolution,reduce``). For Inception's shapes XLA's own
 (Eigen) convolutions are faster on the CPUs measured, in all three directions and most of all in
 the kernel gradient, and both networks train and compile faster with them (benchmarks/RESULTS.md,
-"CPU: ... with YNNPACK convolutions off", and the re-check on each later machine). YNNPACK keeps the
-matrix products and reductions (BatchNorm statistics, max-pool windows), where it is the faster
-of the two, so only ``individual_convolution`` is taken out.
+the package's XLA flag). YNNPACK keeps the matrix products and reductions (BatchNorm statistics,
+max-pool windows), where it is the faster of the two, so only ``individual_convolution`` is taken
+out.
 
 XLA reads ``XLA_FLAGS`` once, when JAX starts its CPU backend, so the flag is appended at import
 of ``inception_jax``, before any computation. It is left alone when

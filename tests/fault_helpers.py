@@ -61,11 +61,11 @@ def install_fault(spec: str) -> None:
     sig = signal.SIGKILL if point == 'step' else signal.SIGTERM
     original_train = loop.train_and_evaluate
 
-    def train(config, workdir, options=None, **fields):
+    def train(config, workdir, options=None):
       def hook(step):
         if step == n:
           _die(sig, f'after step {step}')
-      options = dataclasses.replace(options or loop.LoopOptions(), **fields)
+      options = options or loop.LoopOptions()
       options = dataclasses.replace(options, hooks=tuple(options.hooks) + (hook,))
       return original_train(config, workdir, options)
     loop.train_and_evaluate = train

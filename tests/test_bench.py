@@ -144,28 +144,42 @@ def test_loop_on_in_memory_batches(tmp_path):
   assert [m['step'] for m in metrics if 'train' in json.dumps(m)] == [args.steps, 2 * args.steps]
 
 
+def test_the_aux_weight_is_the_training_default_unless_given():
+  """One source for the default: the schema's, for every model; --aux-weight replaces it."""
+  from inception_jax import models  # pylint: disable=g-import-not-at-top
+  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
+  assert workload.default_aux_weight() == schema.base_config().aux_weight
+  assert not hasattr(models.spec('inception_v3'), 'default_aux_weight')
+  config = workload.train_config
+  for model in ('googlenet', 'inception_v3'):
+    assert config(arguments.parse_args(['--model', model])).aux_weight == (
+        workload.default_aux_weight())
+  assert config(arguments.parse_args(TINY + ['--aux-weight', '0.7'])).aux_weight == 0.7
+
+
 def test_plain_builds_a_lowering_and_changes_nothing_else():
   """--plain gives the benchmarked model a Lowering with the named parts plain; the backend's
   own lowering, which every other model in the process gets, stays as it was."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   from inception_jax import lowering  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
-  backend = lowering.for_backend()
+  backend = lowering.for_backend(network='googlenet')
   plain = lowering.plain()
   args = arguments.parse_args(TINY + ['--plain', 'norm', '--plain-conv'])
   assert args.plain == ['norm', 'conv']
-  chosen = lowerings.lowering_for(args.plain)
+  chosen = lowerings.lowering_for(args.plain, 'googlenet')
   # Winograd is one of FastConv's lowerings: plain convolutions have none.
   assert chosen == dataclasses.replace(backend, conv=plain.conv, winograd=False, norm=plain.norm)
   assert workload.build_model(args).lowering == chosen
-  assert lowering.for_backend() == backend and models.create('googlenet_tv').lowering is None
-  assert lowerings.lowering_for(list(lowerings.PLAIN_CHOICES)) == plain
-  assert lowerings.lowering_for([]) == backend
+  assert lowering.for_backend(network='googlenet') == backend
+  assert models.create('googlenet_tv').lowering is None
+  assert lowerings.lowering_for(list(lowerings.PLAIN_CHOICES), 'googlenet') == plain
+  assert lowerings.lowering_for([], 'googlenet') == backend
   # The lowering is chosen per network: Inception v3's --plain starts from v3's own.
   assert lowerings.lowering_for(['norm'], 'inception_v3') == dataclasses.replace(
       lowering.for_backend(network='inception_v3'), norm=plain.norm)
   # What the report says each layer runs.
-  cpu = lowering.for_backend('cpu')
+  cpu = lowering.for_backend('cpu', network='googlenet')
   assert lowerings.lowering_names(cpu) == {
       'conv': 'lowering.FastConv', 'norm': 'lowering.FastBatchNorm',
       'pool': 'lowering.max_pool gather-form gradient, sliced eval forward',

@@ -25,7 +25,7 @@ from inception_jax.lowering import max_pool as max_pool_lib
 from inception_jax.lowering import winograd
 from inception_jax.models import layers
 
-CPU = lowering.for_backend('cpu')
+CPU = lowering.for_backend('cpu', network='googlenet')
 PLAIN = lowering.plain()
 
 # (H=W, in, out, kernel, stride, padding): the layer forms of both models, small.
@@ -135,24 +135,34 @@ def test_fast_conv_falls_back_to_nn_conv():
 
 
 def test_each_backend_gets_only_what_was_measured_there():
-  """CPU: every lowering; GPU: the norm and pool gradients (cuDNN's convolutions won there);
-  TPU and anything else: plain Flax/XLA. Values, so equal whenever built."""
-  assert lowering.for_backend('tpu') == PLAIN == lowering.Lowering()
-  assert lowering.for_backend('some_new_backend') == PLAIN
+  """CPU: every lowering (Inception v3: XLA's own convolutions); GPU: the norm and pool gradients
+  (cuDNN's convolutions won there); TPU and anything else: plain Flax/XLA. Values, so equal
+  whenever built."""
+  gpu = dataclasses.replace(PLAIN, norm=lowering.FastBatchNorm,
+                            max_pool=max_pool_lib.gather_gradient)
   assert CPU == lowering.Lowering(conv=lowering.FastConv, winograd=True,
                                   norm=lowering.FastBatchNorm,
                                   max_pool=max_pool_lib.gather_gradient, sliced_eval_pool=True)
-  assert lowering.for_backend('gpu') == dataclasses.replace(
-      PLAIN, norm=lowering.FastBatchNorm, max_pool=max_pool_lib.gather_gradient)
-  assert lowering.for_backend() == lowering.for_backend(jax.default_backend())
-  assert hash(CPU) == hash(lowering.for_backend('cpu'))  # a Flax module field must hash
-  # Per network where the networks measured differently: on the CPU Inception v3 runs XLA's own
-  # convolutions (no FastConv, hence no Winograd); GoogLeNet, and every other backend, as above.
-  assert lowering.for_backend('cpu', 'googlenet') == CPU
-  assert lowering.for_backend('cpu', 'inception_v3') == dataclasses.replace(
-      CPU, conv=nn.Conv, winograd=False)
-  for backend in ('gpu', 'tpu'):
-    assert lowering.for_backend(backend, 'inception_v3') == lowering.for_backend(backend)
+  expected = {('cpu', 'googlenet'): CPU,
+              ('cpu', 'inception_v3'): dataclasses.replace(CPU, conv=nn.Conv, winograd=False),
+              ('gpu', 'googlenet'): gpu, ('gpu', 'inception_v3'): gpu}
+  assert {key: chosen for key, (chosen, _) in lowering.CHOICES.items()} == expected
+  assert all(why for _, why in lowering.CHOICES.values())  # every entry says why
+  for network in lowering.NETWORKS:
+    for (backend, net), chosen in expected.items():
+      if net == network:
+        assert lowering.for_backend(backend, network=network) == chosen
+    for backend in ('tpu', 'some_new_backend'):
+      assert lowering.for_backend(backend, network=network) == PLAIN == lowering.Lowering()
+    assert (lowering.for_backend(network=network)
+            == lowering.for_backend(jax.default_backend(), network=network))
+  assert hash(CPU) == hash(lowering.for_backend('cpu', network='googlenet'))  # a module field
+  # A network the table does not know gets no one else's choice.
+  for network in ('resnet50', None):
+    with pytest.raises(ValueError, match='no lowering chosen'):
+      lowering.for_backend('cpu', network=network)
+  with pytest.raises(TypeError):
+    lowering.for_backend('cpu')  # pylint: disable=missing-kwoa
   with pytest.raises(ValueError, match='winograd'):
     dataclasses.replace(CPU, conv=nn.Conv)
   with pytest.raises(ValueError, match='sliced_eval_pool'):
@@ -178,6 +188,27 @@ def test_plain_lowering_runs_flax_and_xla_code():
   assert 'custom_vjp' not in plain and 'select_and_scatter_add' in plain
 
 
+def test_a_layer_on_its_own_runs_plain_not_a_networks_choice():
+  """ConvBN and max_pool with no lowering run lowering.plain() on every backend: a layer never
+  looks up a network's backend choice (only the networks do, once), and None is no lowering."""
+  x = jnp.ones((2, 9, 9, 5), jnp.float32)
+  block = layers.ConvBN(7, 3, padding=1)
+  assert block.lowering == PLAIN
+  variables = block.init(jax.random.PRNGKey(0), x)
+
+  def loss(v, x):
+    y, _ = block.apply(v, x, train=True, mutable=['batch_stats'])
+    return jnp.sum(layers.max_pool(y, 3, 2, ceil_mode=True) ** 2)
+  own = str(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(variables, x))
+  assert own == _block_program(PLAIN, x)
+  assert 'custom_vjp' not in own and 'select_and_scatter_add' in own
+  assert layers.conv_block(True, 1.0, jnp.float32)(7, 3).lowering == PLAIN
+  with pytest.raises(TypeError, match='lowering must be'):
+    layers.ConvBN(7, 3, lowering=None).init(jax.random.PRNGKey(0), x)
+  with pytest.raises(TypeError, match='lowering must be'):
+    layers.max_pool(x, 3, 2, lowering=None)
+
+
 @pytest.mark.parametrize('name,size,overrides', [
     ('googlenet_tv', 32, {}),
     pytest.param('googlenet_2014', 32, {}, marks=pytest.mark.slow),  # traces 4 more models each
@@ -190,7 +221,7 @@ def test_lowering_leaves_the_variables_unchanged(name, size, overrides):
     return jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=True),
                           jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
   reference = shapes(PLAIN)
-  for lw in (CPU, lowering.for_backend('gpu'), None):
+  for lw in (CPU, lowering.for_backend('gpu', network='googlenet'), None):
     assert shapes(lw) == reference
 
 

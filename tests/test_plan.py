@@ -54,8 +54,10 @@ def test_paper_variant_plan_warns_at_its_default_batch():
   p = plan.make_plan(_config('inception_v3_imagenet.py', 'paper'), 8, 3619.0)
   assert p['peak_learning_rate'] == pytest.approx(1.44) and p['total_steps'] == 125_100
   assert p['warmup_steps'] == 6255                                      # 5 epochs of 1251
-  # Staircase counted from step 0: two decays (every 2502 steps) within the warm-up.
-  assert p['learning_rate_end_of_warmup'] == pytest.approx(1.44 * 0.94 ** 2, rel=1e-5)
+  # The warm-up reaches the peak; the staircase (every 2502 steps) starts after it.
+  assert p['learning_rate_end_of_warmup'] == pytest.approx(1.44, rel=1e-5)
+  assert p['learning_rate_at_fraction']['0.5'] == pytest.approx(
+      1.44 * 0.94 ** ((62_550 - 6255) // 2502), rel=1e-5)
   assert len(p['warnings']) == 1 and 'larger than 32' in p['warnings'][0]
   assert p['train_seconds'] == pytest.approx(125_100 * 1024 / 3619.0)
   text = plan.format_plan(p)

@@ -67,22 +67,13 @@ def test_override_keys_are_the_registered_models_fields():
   assert 'hidden' not in models.override_types() and 'tiny' not in models.available()
 
 
-def test_entries_carry_what_the_tools_used_to_look_up_by_name():
+def test_entries_carry_what_the_tools_need():
   v3, tv, paper = (models.spec(n) for n in ('inception_v3', 'googlenet_tv', 'googlenet'))
-  assert (v3.default_input_size, v3.default_aux_weight, v3.torchvision_name) == (
-      299, 0.4, 'inception_v3')
-  assert (tv.default_input_size, tv.default_aux_weight, tv.torchvision_name) == (
-      224, 0.3, 'googlenet')
+  assert (v3.default_input_size, v3.torchvision_name) == (299, 'inception_v3')
+  assert (tv.default_input_size, tv.torchvision_name) == (224, 'googlenet')
   assert paper.torchvision_name == 'googlenet' and 'googlenet_tv' in paper.torchvision_note
   assert models.spec('googlenet_2014').torchvision_name is None
   assert sorted(convert.convertible()) == ['googlenet_tv', 'inception_v3']
-  assert {s.normalization for s in map(models.spec, models.available())} == {'inception'}
-
-
-def test_registry_and_config_name_the_same_normalizations():
-  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
-  from inception_jax.models import registry  # pylint: disable=g-import-not-at-top
-  assert registry.NORMALIZATIONS == schema.NORMALIZATIONS
   with pytest.raises(UserError, match=r"unknown model 'resnet'; choose one of: googlenet, "):
     models.spec('resnet')
 
@@ -102,7 +93,7 @@ class NoCheck(nn.Module):
     ('googlenet', TINY, r"model 'googlenet' is already registered"),
     ('tiny_fn', models.ModelSpec(lambda **kw: Tiny(**kw), 'x'), 'must be a Flax module class'),
     ('tiny_nocheck', models.ModelSpec(NoCheck, 'x'), r'NoCheck lacks check_config'),
-    ('tiny_norm', models.ModelSpec(Tiny, 'x', normalization='zero_one'), 'normalization'),
+    ('tiny_size', models.ModelSpec(Tiny, 'x', default_input_size=0), 'default_input_size > 0'),
 ])
 def test_register_refuses_bad_entries(name, spec, message):
   before = {n: models.spec(n) for n in models.available()}

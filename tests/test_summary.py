@@ -34,7 +34,8 @@ def test_macs_do_not_depend_on_the_convolution_lowering():
   """The same count under every lowering, and a FastConv that hands a form to nn.Conv.__call__
   (intercepted twice for one call) is counted once."""
   from inception_jax import lowering  # pylint: disable=g-import-not-at-top
-  for lw in (lowering.plain(), lowering.for_backend('cpu'), lowering.for_backend('gpu')):
+  for lw in (lowering.plain(), lowering.for_backend('cpu', network='googlenet'),
+             lowering.for_backend('gpu', network='googlenet')):
     assert summary.count_macs(models.create('googlenet_tv', lowering=lw)) == 1_498_376_192
   grouped = lowering.FastConv(4, (3, 3), feature_group_count=2, padding=1)
   assert summary._module_cost(grouped, (1, 8, 8, 4))[1] == 8 * 8 * 4 * 9 * 4 // 2  # pylint: disable=protected-access

@@ -13,8 +13,10 @@ Options (``:opt``):
   digits (default): every row's ``:digits`` smoke config (the row's recipe on the offline digits
     for 4 epochs, narrow networks): checks that all eight rows train; the numbers mean nothing
     next to the paper's. Seeds (0, 1, 2).
-  imagenet: the rows as the paper trained them (ImageNet, 224 / 299 px, 90 / 100 epochs); one
-    seed (the paper reports single runs): ``--config.seeds='(0, 1, 2)'`` for more.
+  imagenet: the rows on ImageNet with the project's recipes (rows 1-3:
+    configs/googlenet_imagenet.py, 224 px, 150 epochs at batch 256; rows 4-8:
+    configs/inception_v3_imagenet.py, 299 px, 170 epochs at batch 1024); one seed (the paper
+    reports single runs): ``--config.seeds='(0, 1, 2)'`` for more.
 """
 
 from inception_jax.config import loading as config_loading

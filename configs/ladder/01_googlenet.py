@@ -4,8 +4,8 @@ Rethinking the Inception Architecture (Szegedy et al. 2016), Table 3 quotes Goog
 al. 2014) single-crop. This row is the 2014 network (``googlenet_2014``: no batch norm, conv
 biases, local response normalisation in the stem, both auxiliary classifiers at weight 0.3,
 dropout 0.4/0.7) trained with the project's GoogLeNet recipe (configs/googlenet_imagenet.py:
-MindCV's run, SGD momentum 0.9 at 0.045 per 256 images, 5 warm-up epochs then cosine to 0, label
-smoothing 0.1, 224 px inception crops, 150 epochs at batch 256).
+MindCV's training settings, SGD momentum 0.9 at 0.045 per 256 images, 5 warm-up epochs then
+cosine to 0, label smoothing 0.1, 224 px inception crops, 150 epochs at batch 256).
 
 Change from configs/googlenet_imagenet.py: ``model`` googlenet -> googlenet_2014 (only).
 Caveat: the 2014 network trained with asynchronous SGD at an unpublished rate and schedule; the

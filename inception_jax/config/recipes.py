@@ -1,13 +1,15 @@
-"""Which published run a config follows, and the batch sizes that run verified.
+"""Which published run a config follows, and the global batch that run used.
 
-An ImageNet config's default reproduces one run that reached its stated accuracy at a stated global
-batch (configs/*.py say which, field by field; README "Recipes"). Its learning rate scales
-linearly with ``global_batch_size``, but a linear rule is only known to hold up to the batches
-someone actually trained at (Goyal et al. 2017, "Accurate, Large Minibatch SGD", §5.2 and Fig. 1:
-it breaks down past 8k images for ResNet-50). Two config fields record the evidence:
+An ImageNet config's default follows the training recipe of one published run at that run's
+global batch (configs/*.py say which, field by field, what differs, and whether the run's accuracy
+belongs to the network the config trains; README "Recipes"). Its learning rate scales linearly
+with ``global_batch_size``, but a linear rule is only known to hold up to the batches someone
+actually trained at (Goyal et al. 2017, "Accurate, Large Minibatch SGD", §5.2 and Fig. 1: it
+breaks down past 8k images for ResNet-50). Two config fields record the evidence:
 
 * ``recipe_source``: the run (repository, file, flag or section); '' = the config follows none.
-* ``recipe_verified_batch_size``: the largest global batch that run used; 0 = it states none.
+* ``recipe_verified_batch_size``: the global batch of that run, as stated or as its script's
+  default; 0 = it states none.
 
 :func:`batch_warning` turns a batch past that evidence into one line for the run's log (the
 training loop prints it at start; ``python -m inception_jax.tools.plan`` lists it too).
@@ -57,7 +59,7 @@ def batch_warning(config: Any) -> str | None:
     return (f'warning: the run this recipe follows states no batch size ({source}); at '
             f'global_batch_size={batch} {rate}, but the accuracy is unverified')
   if batch > verified:
-    return (f'warning: global_batch_size={batch} is larger than {verified}, the largest batch of '
+    return (f'warning: global_batch_size={batch} is larger than {verified}, the batch of '
             f'the run this recipe follows ({source}); {rate}, but the accuracy is unverified at '
             'this batch')
   return None

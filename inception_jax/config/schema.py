@@ -88,7 +88,7 @@ def base_config() -> ml_collections.ConfigDict:
                                           # (0 = none; the Cloud TPU Inception v3 run uses 1e-4)
       # Loss.
       'label_smoothing': 0.0,
-      'aux_weight': 0.3,
+      'aux_weight': 0.3,              # GoogLeNet paper, Section 5 (a config states its own)
       'ema_decay': 0.0,               # 0 = no Polyak averaging
       # Batch norm (the papers': per-device statistics, exponential running averages).
       'precise_bn_batches': 0,        # > 0: recompute running stats over this many train batches

@@ -105,10 +105,20 @@ def inception_crop_window(shape: tf.Tensor, seed: tf.Tensor,
                           max_attempts: int = 10) -> tf.Tensor:
   """Random crop window [y, x, h, w] of the Inception papers (Szegedy et al. 2015, Sec. 6).
 
-  Area uniform in ``area_range`` of the image, aspect ratio in ``aspect_ratio_range``; when no
-  valid box is found in ``max_attempts`` the op returns the whole image and we fall back to a
-  centre crop (as TF-slim and the Flax ImageNet example do). ``min_object_covered`` equals the
-  lower area bound so the whole 8-100 % range is reachable (TF-slim uses 0.1).
+  Sampled by TF's ``stateless_sample_distorted_bounding_box`` with the whole image as the box and
+  ``min_object_covered`` equal to the lower area bound (so the whole ``area_range`` is reachable;
+  TF-slim passes 0.1). Each of ``max_attempts`` tries draws an aspect ratio (width / height)
+  uniformly in ``aspect_ratio_range``, then a height uniformly (whole pixels) between the heights
+  that give the smallest and the largest area of ``area_range`` at that ratio (capped by the image),
+  and a uniform position; the first window whose area is in ``area_range`` is kept. The area is
+  therefore not uniform in ``area_range``: uniform heights make large crops more frequent than
+  torchvision's ``RandomResizedCrop`` (area uniform, ratio log-uniform) does.
+
+  When no try succeeds the op returns the whole image. TF-slim (and the Cloud TPU reference) then
+  train on the whole image, stretched to a square by the resize; this function returns instead
+  the centred square of the shorter side (``center_crop_window(shape, 1.0)``; the Flax ImageNet
+  example takes a 0.875 centre crop there). A sampled window equal to the whole image is treated
+  the same way, since it cannot be told from a failure.
   """
   bbox = tf.constant([0.0, 0.0, 1.0, 1.0], dtype=tf.float32, shape=[1, 1, 4])
   begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(

@@ -5,9 +5,8 @@ computes it. Every lowering here computes the same function as Flax/XLA's own la
 (tests/test_layers.py compares values and gradients: exactly, but for Winograd's float32
 rounding), so the choice changes speed, never the parameters or the numbers a model learns.
 
-A backend gets a lowering only where it was measured faster there (:func:`for_backend`, with the
-benchmarks/RESULTS.md section of each measurement), for each network where the two networks
-measured differently; elsewhere it runs :func:`plain`.
+:data:`CHOICES` is the choice per (backend, network), each part only where it was measured faster
+there (benchmarks/RESULTS.md, Lowering choices); a backend it does not name runs :func:`plain`.
 ``python -m inception_jax.tools.bench --plain conv|winograd|norm|pool`` measures the plain part
 against the backend's choice.
 """
@@ -76,47 +75,45 @@ def plain() -> Lowering:
   return Lowering()
 
 
-def for_backend(backend: str | None = None, network: str | None = None) -> Lowering:
-  """The lowering measured fastest on ``backend`` (default ``jax.default_backend()``) for
-  ``network`` (a model's ``label``: ``'googlenet'`` or ``'inception_v3'``; None = GoogLeNet's).
+# The networks the table knows, by their models' ``label``.
+NETWORKS = ('googlenet', 'inception_v3')
 
-  Each choice below names the benchmarks/RESULTS.md section that measured it (the numbers live
-  there); a part never measured on a backend stays plain there.
+_CPU = Lowering(conv=FastConv, winograd=True, norm=FastBatchNorm,
+                max_pool=max_pool_lib.gather_gradient, sliced_eval_pool=True)
+_GPU = Lowering(norm=FastBatchNorm, max_pool=max_pool_lib.gather_gradient)
+
+# (backend, network) -> (the lowering, why). Every entry is measured: benchmarks/RESULTS.md,
+# Lowering choices (each part against its plain counterpart, ``bench --plain``).
+CHOICES: dict[tuple[str, str], tuple[Lowering, str]] = {
+    ('cpu', 'googlenet'): (
+        _CPU, '1x1 convolutions as matrix products, Winograd 3x3s, the hand-written batch-norm '
+              'and max-pool gradients and sliced evaluation pools each train or evaluate faster'),
+    ('cpu', 'inception_v3'): (
+        dataclasses.replace(_CPU, conv=nn.Conv, winograd=False),
+        "GoogLeNet's choice but XLA's own convolutions: FastConv (and so Winograd) gives this "
+        'network no training gain and slows its evaluation'),
+    ('gpu', 'googlenet'): (
+        _GPU, 'the hand-written batch-norm and max-pool gradients train faster; FastConv loses '
+              "to XLA's own (cuDNN) convolutions; sliced evaluation pools not measured"),
+    ('gpu', 'inception_v3'): (
+        _GPU, "GoogLeNet's GPU choice: the two gradients are no slower for this network"),
+}
+
+
+def for_backend(backend: str | None = None, *, network: str) -> Lowering:
+  """The lowering :data:`CHOICES` gives ``network`` (a model's ``label``, one of
+  :data:`NETWORKS`) on ``backend`` (default ``jax.default_backend()``).
+
+  A backend with no entry (TPU, or any other) runs :func:`plain` for every network: nothing was
+  measured there. A network not in :data:`NETWORKS` raises ValueError: its lowering is measured
+  and added to the table, or it passes ``lowering.plain()`` itself.
   """
+  if network not in NETWORKS:
+    raise ValueError(f'no lowering chosen for network {network!r} (the table has '
+                     f'{", ".join(NETWORKS)}); pass a Lowering, e.g. lowering.plain()')
   backend = backend or jax.default_backend()
-  if backend == 'cpu':
-    chosen = Lowering(
-        # 1x1 kernels as matrix products: "CPU: 2-core AMD EPYC ..., with YNNPACK convolutions
-        # off" (kernel gradients; FastConv against --plain conv) and "CPU: bfloat16 on the fast
-        # paths" (float32-result products).
-        conv=FastConv,
-        # "CPU: Winograd F(4x4, 3x3) for the wide 3x3 convolutions" (A/B against --plain
-        # winograd, and per convolution) and, in bfloat16, "CPU: bfloat16 on the fast paths".
-        winograd=True,
-        # "What the CPU work bought" (listed there; the A/B is not recorded in RESULTS.md).
-        norm=FastBatchNorm,
-        # "CPU: ... with YNNPACK convolutions off", **Max-pool gradient** (profile of the step).
-        max_pool=max_pool_lib.gather_gradient,
-        # "CPU: evaluation's max pools as sliced maxima" (in-process A/B of the evaluation step).
-        sliced_eval_pool=True)
-    if network == 'inception_v3':
-      # "Inception v3's convolutions on the Zen 5 EPYC": there FastConv (and so Winograd) gave
-      # no training gain over XLA's own convolutions and slowed evaluation, in runs alternated
-      # over two sessions. (On the AVX-512 EPYC of sessions 1-7 Winograd had paid for v3; that
-      # machine is gone, and this is the CPU in use.) GoogLeNet keeps both: they pay for its
-      # training on both machines (the same section, GoogLeNet's A/B).
-      chosen = dataclasses.replace(chosen, conv=nn.Conv, winograd=False)
-    return chosen
-  if backend == 'gpu':
-    # "GPU: one NVIDIA H200, bfloat16", lowering variants: GoogLeNet ran slower with plain
-    # nn.BatchNorm and with the plain max-pool gradient (Inception v3 no faster), so both
-    # hand-written gradients stay; FastConv's lowerings lost to XLA's own (cuDNN) convolutions
-    # (the paragraph under that table), so conv stays nn.Conv and Winograd, a FastConv lowering,
-    # off. The sliced evaluation pool was never measured there. (Measured on CUDA; JAX names
-    # ROCm 'gpu' too.)
-    return Lowering(norm=FastBatchNorm, max_pool=max_pool_lib.gather_gradient)
-  # TPU and anything else: nothing was measured there.
-  return plain()
+  chosen = CHOICES.get((backend, network))
+  return chosen[0] if chosen is not None else plain()
 
 
-__all__ = ['FastBatchNorm', 'FastConv', 'Lowering', 'for_backend', 'plain']
+__all__ = ['CHOICES', 'FastBatchNorm', 'FastConv', 'Lowering', 'NETWORKS', 'for_backend', 'plain']

@@ -1,8 +1,8 @@
 """``nn.BatchNorm`` with a hand-written training gradient: same parameters, same numbers.
 
 Autodiff of ``nn.BatchNorm`` differentiates the statistics term by term; the textbook formula is
-one reduction and one elementwise pass, which XLA fuses. Measured: benchmarks/RESULTS.md, "What
-the CPU work bought" (CPU) and the lowering variants of "GPU: one NVIDIA H200" (GPU).
+one reduction and one elementwise pass, which XLA fuses. Measured: benchmarks/RESULTS.md,
+Lowering choices.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """``nn.Conv`` lowered for XLA:CPU: same fields, same parameters, same numbers.
 
 1x1 convolutions run as matrix products over the channel axis, both ways: their kernel gradient
-is faster as a matrix product than as XLA's convolution (benchmarks/RESULTS.md, "CPU: ... with
-YNNPACK convolutions off"), and in bfloat16 a product asked for a float32 result runs on the
-AVX512_BF16 instructions ("CPU: bfloat16 on the fast paths"). Other kernels keep XLA's
-convolution and its gradients. With ``winograd``, wide 3x3 stride-1 convolutions take
+is faster as a matrix product than as XLA's convolution on the CPU, and in bfloat16 a product
+asked for a float32 result runs on the AVX512_BF16 instructions (measured: benchmarks/RESULTS.md,
+Lowering choices). Other kernels keep XLA's convolution and its gradients. With ``winograd``,
+wide 3x3 stride-1 convolutions take
 :func:`~inception_jax.lowering.winograd.winograd_conv3x3`.
 """
 

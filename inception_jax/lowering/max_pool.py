@@ -5,14 +5,14 @@ Both functions take the geometry ``layers.max_pool`` derives from PyTorch's argu
 
 * :func:`reduce_window`: plain XLA, ``reduce_window`` and its autodiff (select-and-scatter).
 * :func:`gather_gradient`: the same forward with a gradient written in gather form, kh*kw masked
-  slices of the stride-dilated output gradient that XLA fuses into one loop (benchmarks/
-  RESULTS.md, "CPU: ... with YNNPACK convolutions off", **Max-pool gradient**; on the GPU, "GPU:
-  one NVIDIA H200", lowering variants). The gradient goes to the first maximum of each window in
-  row-major order, as PyTorch's CPU kernel does. With ``sliced_eval`` it takes, where no
-  gradient is taken, the running maximum of the window's strided slices, which XLA:CPU
-  vectorises and ``reduce_window`` it does not ("CPU: evaluation's max pools as sliced maxima");
-  under differentiation the forward stays ``reduce_window``, because XLA fused the sliced maximum
-  into the next layer's transposing copy ("CPU: tried in session 7 and not kept").
+  slices of the stride-dilated output gradient that XLA fuses into one loop. The gradient goes
+  to the first maximum of each window in row-major order, as PyTorch's CPU kernel does. With
+  ``sliced_eval`` it takes, where no gradient is taken, the running maximum of the window's
+  strided slices, which XLA:CPU vectorises and ``reduce_window`` it does not; under
+  differentiation the forward stays ``reduce_window``, because there XLA fuses the sliced maximum
+  into the next layer's transposing copy, which is slower.
+
+Where each pays, measured: benchmarks/RESULTS.md, Lowering choices.
 """
 
 from __future__ import annotations

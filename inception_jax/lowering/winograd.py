@@ -11,9 +11,8 @@ Winograd-shaped (transposed transforms and the same kind of batched matrix produ
 It differs from the direct convolution by float32 rounding (tests/test_layers.py bounds it), the
 trade cuDNN and oneDNN make when they pick Winograd. bfloat16 layers run it in float32 and round
 the result once, as XLA:CPU computes their direct convolutions, so they stay within one bf16
-rounding; the products themselves cannot drop to bf16 (errors and speed: benchmarks/RESULTS.md,
-"CPU: bfloat16 on the fast paths"). Where it pays and where it does not, per layer: "CPU:
-Winograd F(4x4, 3x3) for the wide 3x3 convolutions".
+rounding; the products themselves cannot drop to bf16. Errors, speed, and where it pays per
+layer: benchmarks/RESULTS.md, Lowering choices.
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ _TO_INPUT = np.kron(_BT, _BT).astype(np.float32)    # 36 x 36
 _TO_KERNEL = np.kron(_G, _G).astype(np.float32)     # 36 x 9
 _TO_OUTPUT = np.kron(_AT, _AT).astype(np.float32)   # 16 x 36
 # Winograd pays off once both channel counts are at least this: with fewer, the transforms'
-# memory traffic outweighs the saved multiplications (RESULTS.md, the per-convolution table of
-# "CPU: Winograd F(4x4, 3x3) ...", rows "not eligible").
+# memory traffic outweighs the saved multiplications (benchmarks/RESULTS.md, Lowering choices:
+# the per-convolution table).
 MIN_CHANNELS = 64
 
 

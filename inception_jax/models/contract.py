@@ -13,6 +13,7 @@ import flax
 import jax
 import numpy as np
 
+from inception_jax import lowering as lowering_lib
 from inception_jax.errors import UserError
 from inception_jax.lowering import Lowering
 
@@ -55,6 +56,13 @@ def check_lowering(model_name: str, lowering: Any) -> None:
                     f'(got {lowering!r})')
 
 
+def chosen_lowering(network: str, lowering: Lowering | None) -> Lowering:
+  """The lowering a network hands to all of its layers: its own ``lowering`` field, or when None
+  the current backend's choice for ``network`` (the model's ``label``), looked up once, at trace
+  time."""
+  return lowering if lowering is not None else lowering_lib.for_backend(network=network)
+
+
 def check_images(model_name: str, images: Array, min_size: int, fix: str = 'use larger images'
                  ) -> None:
   """Reject inputs the architecture cannot take, naming the minimum side and ``fix``."""
@@ -70,4 +78,5 @@ def check_images(model_name: str, images: Array, min_size: int, fix: str = 'use 
                     f'(got {h}x{w}); {fix}')
 
 
-__all__ = ['ModelOutput', 'check_choice', 'check_config', 'check_images', 'check_lowering']
+__all__ = ['ModelOutput', 'check_choice', 'check_config', 'check_images', 'check_lowering',
+           'chosen_lowering']

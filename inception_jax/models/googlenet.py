@@ -94,7 +94,7 @@ class InceptionV1Module(nn.Module):
   kind: ModuleKind = 'reduced'
   branch5x5_kernel: int = 5
   factorize_5x5: bool = False
-  lowering: Lowering | None = None  # of the pool branch (the convolutions take conv_block's)
+  lowering: Lowering = layers.PLAIN  # of the pool branch (the convolutions take conv_block's)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -165,7 +165,7 @@ class GoogLeNet(nn.Module):
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
     lowering: which code computes the convolutions, batch norms and max pools (same numbers,
       same parameters); None = ``lowering.for_backend(network=label)`` of the backend it is traced
-      on.
+      on. Chosen once here and handed to every block, ConvBN and pool.
     bn_axis_name: training-mode batch statistics averaged over this named device axis
       (synchronised batch norm, for small per-device batches); None = each device's own, as the
       papers trained.
@@ -230,7 +230,7 @@ class GoogLeNet(nn.Module):
     # Aux heads own parameters: build them whenever the model is initialised.
     run_aux = self.aux_logits and (want_aux or self.is_initializing())
 
-    lowering = layers.resolve(self.lowering, self.label)
+    lowering = contract.chosen_lowering(self.label, self.lowering)
     conv = layers.conv_block(self.use_bn, self.width_multiplier, self.dtype, lowering,
                              self.bn_axis_name, self.bn_momentum)
     max_pool = functools.partial(layers.max_pool, ceil_mode=True, lowering=lowering)
@@ -287,11 +287,8 @@ TORCHVISION_LAYOUT = registry.TorchvisionLayout(
     resize_size=256, module_name=_torchvision_module_name,
     nchw_flattened_kernels=(('aux1/fc1/kernel', (128, 4, 4)), ('aux2/fc1/kernel', (128, 4, 4))))
 
-# Aux losses weighted 0.3: paper Section 5 ("the losses of the auxiliary classifiers were
-# weighted by 0.3"); 224 px input (Section 5). Pixels in [-1, 1] ('inception'): what torchvision's
-# released weights see after their transform_input (inception_jax.convert.torchvision).
-_GOOGLENET = dict(default_input_size=224, normalization='inception', eval_crop_fraction=0.875,
-                  default_aux_weight=0.3)
+# 224 px input (Section 5).
+_GOOGLENET = dict(default_input_size=224)
 
 registry.register('googlenet', registry.ModelSpec(
     functools.partial(GoogLeNet, branch5x5_kernel=5, dropout_rate=0.4, maxpool4_window=3),

@@ -86,7 +86,7 @@ class InceptionB(nn.Module):
   """
 
   conv_block: ModuleDef
-  lowering: Lowering | None = None  # of the pool branch (the convolutions take conv_block's)
+  lowering: Lowering = layers.PLAIN  # of the pool branch (the convolutions take conv_block's)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -147,7 +147,7 @@ class InceptionD(nn.Module):
 
   conv_block: ModuleDef
   asymmetric_7x7: bool = True
-  lowering: Lowering | None = None  # of the pool branch (the convolutions take conv_block's)
+  lowering: Lowering = layers.PLAIN  # of the pool branch (the convolutions take conv_block's)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -274,7 +274,7 @@ class InceptionV3(nn.Module):
     dtype: compute dtype; parameters stay float32 and logits are returned as float32.
     lowering: which code computes the convolutions, batch norms and max pools (same numbers,
       same parameters); None = ``lowering.for_backend(network=label)`` of the backend it is traced
-      on.
+      on. Chosen once here and handed to every block, ConvBN and pool.
     bn_axis_name: training-mode batch statistics averaged over this named device axis
       (synchronised batch norm, for small per-device batches); None = each device's own, as the
       papers trained.
@@ -359,7 +359,7 @@ class InceptionV3(nn.Module):
             f' pixels (got {h}x{w}); use images of at least {aux_min} pixels, or set '
             'aux_adaptive=True (adaptive aux pooling) or aux_logits=False')
 
-    lowering = layers.resolve(self.lowering, self.label)
+    lowering = contract.chosen_lowering(self.label, self.lowering)
     conv = layers.conv_block(True, self.width_multiplier, self.dtype, lowering,
                              self.bn_axis_name, self.bn_momentum)
     x = images.astype(self.dtype)
@@ -413,12 +413,8 @@ def _smallest(fits, limit: int = 4096) -> int:
 TORCHVISION_LAYOUT = registry.TorchvisionLayout(
     signature='Mixed_5b.branch1x1.conv.weight', aux_prefixes=('AuxLogits.',), resize_size=342)
 
-# The paper states no aux-loss weight; 0.4 is the Cloud TPU reference's (tensorflow/tpu
-# models/experimental/inception/inception_v3.py, ``weights=0.4`` on AuxLogits), as in
-# configs/inception_v3_imagenet.py. 299 px input in [-1, 1] (TF-slim's preprocessing, and
-# torchvision's transform_input for the released weights).
+# 299 px input, as released.
 registry.register('inception_v3', registry.ModelSpec(
     InceptionV3, 'Inception v3 as released (torchvision / TF-slim layout), dropout 0.5',
-    default_input_size=299, normalization='inception', eval_crop_fraction=0.875,
-    default_aux_weight=0.4, torchvision_name='inception_v3',
+    default_input_size=299, torchvision_name='inception_v3',
     torchvision_layout=TORCHVISION_LAYOUT))

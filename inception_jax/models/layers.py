@@ -8,8 +8,10 @@ pooling that counts the zero padding in the divisor (``count_include_pad=True``)
 on NHWC arrays.
 
 Which code computes a convolution, a batch norm or a max pool is not decided here: the layers
-take a :class:`~inception_jax.lowering.Lowering` (None = the current backend's for that network,
-``lowering.for_backend(network=...)``, looked up at trace time), which never changes the numbers.
+take an already chosen :class:`~inception_jax.lowering.Lowering`, which never changes the numbers.
+A network chooses its own once (``lowering.for_backend(network=label)``) and hands it to every
+layer; a layer used on its own runs ``lowering.plain()``, Flax and XLA as they come, never a
+network's backend choice.
 """
 
 from __future__ import annotations
@@ -55,10 +57,18 @@ def scale_channels(channels: int, width_multiplier: float) -> int:
   return max(1, int(round(channels * width_multiplier)))
 
 
-def resolve(lowering: Lowering | None, network: str | None = None) -> Lowering:
-  """``lowering``, or the current backend's for ``network`` (a model's ``label``) when None
-  (called at trace time)."""
-  return lowering if lowering is not None else lowering_lib.for_backend(network=network)
+# What a layer used on its own runs (a frozen value, safe to share as a default).
+PLAIN = lowering_lib.plain()
+
+
+def check_lowering(lowering: Any, where: str) -> Lowering:
+  """``lowering`` if it is a :class:`Lowering`; TypeError otherwise (None included: a layer
+  never looks a lowering up itself)."""
+  if not isinstance(lowering, Lowering):
+    raise TypeError(f'{where}: lowering must be an inception_jax.lowering.Lowering, got '
+                    f'{lowering!r} (the network chooses one: lowering.for_backend(network=...); '
+                    'on its own, lowering.plain())')
+  return lowering
 
 
 class ConvBN(nn.Module):
@@ -73,7 +83,8 @@ class ConvBN(nn.Module):
   Parameter layout: ``conv/kernel`` [kh, kw, in, out] (``conv/bias`` without BN) and ``bn/scale``,
   ``bn/bias`` with running statistics ``bn/mean``, ``bn/var`` in ``batch_stats``, whatever the
   ``lowering``: its modules keep ``nn.Conv``'s and ``nn.BatchNorm``'s parameters, so checkpoints
-  and converted weights load under any of them.
+  and converted weights load under any of them. ``lowering`` is the one its network chose;
+  the default, for a ConvBN on its own, is ``lowering.plain()`` (``nn.Conv``, ``nn.BatchNorm``).
 
   ``norm_momentum`` is the running statistics' decay (``running = m * running + (1 - m) *
   batch``; TF's batch-norm ``decay``). ``norm_axis_name`` (training only) averages the batch
@@ -88,14 +99,14 @@ class ConvBN(nn.Module):
   use_bn: bool = True
   width_multiplier: float = 1.0
   dtype: Dtype = jnp.float32
-  lowering: Lowering | None = None
+  lowering: Lowering = PLAIN
   norm_axis_name: str | None = None
   norm_momentum: float = BN_MOMENTUM
   activation: Callable[[Array], Array] = nn.relu
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
-    lowering = resolve(self.lowering)
+    lowering = check_lowering(self.lowering, 'ConvBN')
     ph, pw = pair(self.padding)
     x = lowering.conv_factory()(
         features=scale_channels(self.features, self.width_multiplier),
@@ -118,9 +129,9 @@ class ConvBN(nn.Module):
 
 
 def conv_block(use_bn: bool, width_multiplier: float, dtype: Dtype,
-               lowering: Lowering | None = None, norm_axis_name: str | None = None,
+               lowering: Lowering = PLAIN, norm_axis_name: str | None = None,
                norm_momentum: float = BN_MOMENTUM) -> ModuleDef:
-  """The one ConvBN factory a model hands to all of its blocks."""
+  """The one ConvBN factory a model hands to all of its blocks, with the model's lowering."""
   return functools.partial(ConvBN, use_bn=use_bn, width_multiplier=width_multiplier,
                            dtype=dtype, lowering=lowering, norm_axis_name=norm_axis_name,
                            norm_momentum=norm_momentum)
@@ -174,16 +185,17 @@ def _pool_geometry(shape: Sequence[int], window: tuple[int, int], stride: tuple[
 
 def max_pool(x: Array, window: IntOrPair, stride: IntOrPair | None = None,
              padding: IntOrPair = 0, ceil_mode: bool = False, *,
-             lowering: Lowering | None = None) -> Array:
+             lowering: Lowering = PLAIN) -> Array:
   """``torch.nn.MaxPool2d`` on NHWC: padding and ceil-mode overhang never win the max.
 
   The GoogLeNet paper's pools (Table 1) use Caffe's ``ceil_mode``, Inception v3's floor mode.
-  ``lowering.max_pool`` computes the maximum (and its gradient) from the geometry worked out here.
+  ``lowering.max_pool`` computes the maximum (and its gradient) from the geometry worked out here
+  (the network's choice; on its own ``lowering.plain()``'s ``reduce_window``).
   """
   window, padding = pair(window), pair(padding)
   stride = pair(stride) if stride is not None else window
   (oh, ow), (pad_h, pad_w) = _pool_geometry(x.shape[1:3], window, stride, padding, ceil_mode)
-  lowering = resolve(lowering)
+  lowering = check_lowering(lowering, 'max_pool')
   return lowering.max_pool(x, window, stride, (tuple(pad_h), tuple(pad_w)), (oh, ow),
                            lowering.sliced_eval_pool)
 
@@ -271,7 +283,7 @@ def local_response_norm(x: Array, size: int = 5, alpha: float = 1e-4, beta: floa
 
 
 __all__ = [
-    'BN_EPSILON', 'BN_MOMENTUM', 'ConvBN', 'adaptive_avg_pool', 'avg_pool', 'conv_block',
-    'conv_output_size', 'dense', 'global_avg_pool', 'local_response_norm', 'max_pool', 'pair',
-    'pool_output_size', 'resolve', 'scale_channels',
+    'BN_EPSILON', 'BN_MOMENTUM', 'PLAIN', 'ConvBN', 'adaptive_avg_pool', 'avg_pool',
+    'check_lowering', 'conv_block', 'conv_output_size', 'dense', 'global_avg_pool',
+    'local_response_norm', 'max_pool', 'pair', 'pool_output_size', 'scale_channels',
 ]

@@ -2,8 +2,9 @@
 
 Like timm's ``default_cfgs``, an entry (:class:`ModelSpec`) sits next to its model (each model file
 registers its own) and holds, besides the constructor, what the tools would otherwise look up by
-name: the input size and preprocessing the weights expect, the auxiliary-loss weight, the
-torchvision counterpart and how to convert its weights. Adding a model touches ``models/`` only:
+name: the input size the published network takes, the torchvision counterpart and how to convert
+its weights (how images are normalised and cropped is the training config's, ``schema``). Adding a
+model touches ``models/`` only:
 ``register('mynet', ModelSpec(MyNet, 'one line'))``, and ``--config.model=mynet`` trains it, its
 fields settable as ``--config.model_overrides.FIELD=VALUE`` (:func:`override_types` derives them
 from the module's own annotations).
@@ -19,12 +20,6 @@ from typing import Any, Callable, Literal
 import flax.linen as nn
 
 from inception_jax.errors import UserError
-
-# What a model's released weights expect as input: [-1, 1] ('inception') or ImageNet mean/std.
-# The same names as the config's ``normalization`` field (tests/test_registry.py ties the two);
-# spelled out here so that models/ imports nothing of config/.
-Normalization = Literal['inception', 'imagenet']
-NORMALIZATIONS = typing.get_args(Normalization)
 
 # Fields the training system sets itself (half_precision, the lowering, sync_batch_norm) or
 # Flax's own: never command-line overrides, whatever their annotation.
@@ -62,9 +57,6 @@ class ModelSpec:
   constructor: Callable[..., nn.Module]
   description: str                      # one line, for listings
   default_input_size: int = 224         # the side the published network takes
-  normalization: Normalization = 'inception'
-  eval_crop_fraction: float = 0.875     # centre crop this project evaluates with (224 of 256)
-  default_aux_weight: float = 0.3       # weight of the auxiliary losses when a tool picks it
   torchvision_name: str | None = None   # torchvision.models.<name> to compare with, if any
   torchvision_note: str | None = None   # how this entry differs from that torchvision model
   torchvision_layout: TorchvisionLayout | None = None  # its weights convert to this entry
@@ -134,12 +126,8 @@ def _check(name: str, spec: ModelSpec) -> None:
   missing = [m for m in ('check_config', 'min_input_size') if not callable(getattr(cls, m, None))]
   if missing:
     raise ValueError(f'model {name!r}: {cls.__name__} lacks {", ".join(missing)} (models contract)')
-  if spec.normalization not in NORMALIZATIONS:
-    raise ValueError(f'model {name!r}: normalization must be one of {NORMALIZATIONS}')
-  if not (0 < spec.eval_crop_fraction <= 1 and spec.default_input_size > 0
-          and spec.default_aux_weight >= 0):
-    raise ValueError(f'model {name!r}: needs default_input_size > 0, eval_crop_fraction in '
-                     '(0, 1] and default_aux_weight >= 0')
+  if spec.default_input_size <= 0:
+    raise ValueError(f'model {name!r}: needs default_input_size > 0')
   if spec.torchvision_layout is not None and not spec.torchvision_name:
     raise ValueError(f'model {name!r}: a torchvision_layout needs the torchvision_name')
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from inception_jax import errors
 from inception_jax import models
+from inception_jax.models import contract
 from inception_jax.models import googlenet as googlenet_lib
 from inception_jax.models import inception_v3 as inception_v3_lib
 from inception_jax.models import layers
@@ -209,14 +210,15 @@ def naive_vs_reduced(model: googlenet_lib.GoogLeNet, size: int | None = None
   _, calls = _trace(model, size)
   inputs = {c['path'][0]: c['in_shape'] for c in calls
             if len(c['path']) == 1 and isinstance(c['module'], googlenet_lib.InceptionV1Module)}
-  conv = layers.conv_block(model.use_bn, model.width_multiplier, model.dtype, model.lowering)
+  lowering = contract.chosen_lowering(model.label, model.lowering)
+  conv = layers.conv_block(model.use_bn, model.width_multiplier, model.dtype, lowering)
   result = []
   for spec in googlenet_lib.TABLE1:
     costs = {}
     for kind in ('naive', 'reduced'):
       module = googlenet_lib.InceptionV1Module(
           *spec[1:], conv_block=conv, kind=kind, branch5x5_kernel=model.branch5x5_kernel,
-          factorize_5x5=model.factorize_5x5, lowering=model.lowering)
+          factorize_5x5=model.factorize_5x5, lowering=lowering)
       costs[kind] = _module_cost(module, inputs[spec.name])
     (np_, nm, nshape), (rp, rm, rshape) = costs['naive'], costs['reduced']
     result.append(dict(

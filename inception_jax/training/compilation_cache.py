@@ -1,16 +1,15 @@
 """JAX's persistent compilation cache for train.py runs.
 
-Compiling the training step takes 10-14 s on a 2-core CPU (13-16 s before ``xla_flags``) and
-22-71 s on an H200 (benchmarks/RESULTS.md), and every restart pays it again: each resume after a
-preemption, each rerun of a crashed job. With the persistent cache, a rerun loads the compiled
-executables from disk instead; on the 2-core CPU, GoogLeNet's training step went from 12.6 s of
-compilation to 1.2 s. The cache changes no number: it stores the executables XLA would have
-produced.
+Compiling the training step takes seconds on a CPU and tens of seconds on a GPU, and every
+restart pays it again: each resume after a preemption, each rerun of a crashed job. With the
+persistent cache, a rerun loads the compiled executables from disk instead, in a fraction of
+the time (measured: benchmarks/RESULTS.md, Compile times). The cache changes no number: it stores
+the executables XLA would have produced.
 
 The cache lives under the run's workdir by default, so it goes where the checkpoints go and
 never mixes programs of different runs or machines. It is used only by single-process runs on
 a local path. Concurrent writers on a shared filesystem (multi-host) and remote object stores
-were not tested, so those runs compile as before. JAX only warns when a cache entry cannot be
+are not tested, so those runs compile every time. JAX only warns when a cache entry cannot be
 read or written (``jax_raise_persistent_cache_errors`` is off by default): a damaged cache costs
 a compilation, never a run.
 """

@@ -58,16 +58,15 @@ class TrainResult:
   resumed_from: int | None = None
 
 
-def train_and_evaluate(config: Any, workdir: str, options: LoopOptions | None = None,
-                       **fields: Any) -> TrainResult:
+def train_and_evaluate(config: Any, workdir: str,
+                       options: LoopOptions | None = None) -> TrainResult:
   """Trains (or resumes) ``config`` in ``workdir`` and evaluates; see the module docstring.
 
   ``config`` has the fields of ``schema.base_config`` (ARCHITECTURE.md); ``workdir`` receives
   checkpoints, TensorBoard events, config.json and metrics.jsonl; ``options`` holds what tests,
-  tools and the benchmark change beyond the config (:class:`LoopOptions`). ``fields``, the older
-  call style (``show_progress=False``), are LoopOptions fields that replace those of ``options``.
+  tools and the benchmark change beyond the config (:class:`LoopOptions`; None = its defaults).
   """
-  options = dataclasses.replace(options or LoopOptions(), **fields)
+  options = options or LoopOptions()
   with run_setup.prepare_run(config, workdir, options) as run:
     meter = ThroughputMeter(int(config.global_batch_size))
     cadence = Cadence(run, meter)

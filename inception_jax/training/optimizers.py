@@ -4,6 +4,10 @@ Learning-rate scaling rule (Goyal et al. 2017, "Accurate, Large Minibatch SGD", 
 ``learning_rate`` is the rate for ``base_batch_size`` examples per step and the rate used is
 ``learning_rate * global_batch_size / base_batch_size``. Schedules are expressed in epochs and turned
 into steps with ``steps_per_epoch = num_train_examples // global_batch_size``.
+Warm-up (``warmup_epochs`` > 0): the rate rises linearly to the peak, reached at the last warm-up
+step, and the decay starts after it: the decay schedule runs shifted by the warm-up length, so its
+first staircase step falls ``decay_epochs`` after the warm-up ends and a cosine spans the steps left
+after it (Goyal et al. 2017, §2.2: warm up to the target rate, then the schedule).
 ``min_learning_rate_fraction`` puts a floor under the whole schedule, warm-up included, as the Cloud
 TPU Inception v3 reference does (tensorflow/tpu models/experimental/inception/inception_v3.py:
 ``final_learning_rate = 0.0001 * initial_learning_rate``, then ``learning_rate =
@@ -48,8 +52,8 @@ def num_train_steps(config: Any, num_train_examples: int) -> int:
 
 def create_learning_rate_fn(config: Any, steps_per_epoch: int,  # pylint: disable=redefined-outer-name
                             total_steps: int) -> optax.Schedule:
-  """Step -> learning rate: linear warm-up, then the configured decay (counted from step 0), never
-  below ``min_learning_rate_fraction`` of the peak."""
+  """Step -> learning rate: linear warm-up to the peak, then the configured decay counted from the
+  end of the warm-up, never below ``min_learning_rate_fraction`` of the peak."""
   base = scaled_learning_rate(config)
   warmup = int(round(config.get('warmup_epochs', 0.0) * steps_per_epoch))
   kind = config.lr_schedule
@@ -62,19 +66,26 @@ def create_learning_rate_fn(config: Any, steps_per_epoch: int,  # pylint: disabl
       or not 0.0 <= floor_fraction < 1.0):
     raise UserError(f'config.min_learning_rate_fraction must be in [0, 1), got {floor_fraction!r}')
   floor = base * float(floor_fraction)
+  decay_length = max(1, total_steps - warmup)
 
-  def schedule(step):
+  def decay(step):  # ``step`` counts from the end of the warm-up
     step = jnp.asarray(step, jnp.float32)
     if kind == 'staircase_exponential':
       # GoogLeNet §6: "decreasing the learning rate by 4% every 8 epochs".
-      lr = base * decay_rate ** jnp.floor(step / decay_steps)
-    elif kind == 'cosine':
-      progress = jnp.clip((step - warmup) / max(1, total_steps - warmup), 0.0, 1.0)
-      lr = base * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-    else:
-      lr = jnp.full((), base, jnp.float32)
-    if warmup > 0:
-      lr = lr * jnp.minimum(1.0, (step + 1.0) / warmup)
+      return base * decay_rate ** jnp.floor(step / decay_steps)
+    if kind == 'cosine':
+      progress = jnp.clip(step / decay_length, 0.0, 1.0)
+      return base * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return jnp.full(jnp.shape(step), base, jnp.float32)
+
+  def warm(step):  # steps 0 .. warmup - 1: base / warmup, ..., base
+    step = jnp.asarray(step, jnp.float32)
+    return base * jnp.minimum(1.0, (step + 1.0) / max(1, warmup))
+
+  decayed = optax.join_schedules([warm, decay], [warmup]) if warmup > 0 else decay
+
+  def schedule(step):
+    lr = jnp.asarray(decayed(jnp.asarray(step, jnp.float32)), jnp.float32)
     if floor > 0:
       lr = jnp.maximum(lr, floor)
     return lr

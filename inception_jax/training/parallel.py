@@ -189,9 +189,10 @@ class DataParallel:
 
     Why a thread: pulling a batch from the host pipeline and copying it to the devices take host
     time (GoogLeNet at batch 256 copies 154 MB per float32 step); done between two step dispatches
-    it delays the next dispatch, and on a GPU that made the loop 16 % slower than the bare step
-    (benchmarks/RESULTS.md). In a thread it overlaps the running step. Order is the iterator's;
-    an exception raised while producing a batch is raised here, at that batch.
+    it delays the next dispatch, which on a GPU slows the loop measurably below the bare step
+    (benchmarks/RESULTS.md, GPU: the training loop). In a thread it overlaps the running step.
+    Order is the iterator's; an exception raised while producing a batch is raised here, at that
+    batch.
     """
     return _background(iter(batches), self.put_batch, size)
 

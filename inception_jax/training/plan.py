@@ -3,14 +3,15 @@ r"""The run plan: what a config will do, worked out before the first step and wi
   python -m inception_jax.tools.plan --config=configs/inception_v3_imagenet.py --devices=8
   python -m inception_jax.tools.plan --config=configs/googlenet_imagenet.py \
       --config.global_batch_size=1024 --devices=32 --images_per_second=7700 --json
-  python -m inception_jax.tools.plan --config=configs/default.py --workdir=workdirs/default   # measured
+  python -m inception_jax.tools.plan --config=configs/default.py --workdir=workdirs/default
 
-Prints examples and steps per epoch, the total steps and epochs, the per-device batch, the peak
-learning rate and the rate at the end of warm-up and at 25/50/75/100 % of training, the evaluation
-and checkpoint cadence in epochs, the wall time of the training steps at a given speed, and a
-warning when the global batch is past the largest batch of the run the recipe follows
-(:mod:`inception_jax.config.recipes`). ``--json`` prints one JSON object instead (keys: see
-:func:`make_plan`).
+Prints examples and steps per epoch, the total steps and epochs, the per-device batch (over which
+batch norm computes its statistics unless ``sync_batch_norm``), the peak learning rate (the
+linearly scaled rate, which a warm-up reaches at its last step) and the rate at the end of warm-up
+and at 25/50/75/100 % of training, the evaluation and checkpoint cadence in epochs, the wall time
+of the training steps at a given speed, and a warning when the global batch is past the batch of
+the run the recipe follows (:mod:`inception_jax.config.recipes`). ``--json`` prints one JSON object
+instead (keys: see :func:`make_plan`).
 
 Every number is the training loop's own: steps per epoch as the input pipeline counts them
 (``(num_train // processes) // (global_batch // processes)``, the remainder dropped), total steps
@@ -236,7 +237,8 @@ def _cadence(steps: int, epochs: float | None, never: str) -> str:
 
 
 def format_plan(plan: dict[str, Any]) -> str:
-  """The plan as the lines ``python -m inception_jax.tools.plan`` prints and the training loop logs."""
+  """The plan as the lines ``python -m inception_jax.tools.plan`` prints and the training loop
+  logs."""
   p = plan
   dropped = p['num_train_examples'] - p['examples_per_epoch']
   evals = f'{p["num_eval_examples"]:,}' if p['num_eval_examples'] is not None else '?'
@@ -270,6 +272,6 @@ def format_plan(plan: dict[str, Any]) -> str:
   if p['recipe_source']:
     verified = p['recipe_verified_batch_size']
     lines.append(f'  recipe: {p["recipe_source"]}'
-                 + (f'; verified up to batch {verified:,}' if verified else ''))
+                 + (f"; that run's batch {verified:,}" if verified else ''))
   lines.extend(f'  {w}' for w in p['warnings'])
   return '\n'.join(lines)

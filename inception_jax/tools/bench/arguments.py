@@ -32,8 +32,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                  help='model override, e.g. --set width_multiplier=0.5 (repeatable)')
   p.add_argument('--num-classes', type=int, default=1000)
   p.add_argument('--aux-weight', type=float, default=None,
-                 help="default: the model's registry entry, 0.3 for GoogLeNet (paper section 5), "
-                      '0.4 for Inception v3')
+                 help="default: the training system's (schema.base_config().aux_weight)")
   p.add_argument('--plain', action='append', default=[], choices=PLAIN_CHOICES,
                  help="run a layer's plain Flax/XLA code instead of this package's lowering "
                  '(same numbers): conv = nn.Conv for FastConv, norm = nn.BatchNorm for '

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
 
   model = build_model(args)
-  aux_weight = args.aux_weight if args.aux_weight is not None else default_aux_weight(args.model)
+  aux_weight = args.aux_weight if args.aux_weight is not None else default_aux_weight()
   on_gpu = jax.default_backend() == 'gpu'
   peak = measure_peak(args.half, args.peak_size)
   peak['spec_flops_per_second'] = (spec_peak(jax.devices()[0].device_kind)

@@ -20,7 +20,7 @@ PLAIN_SWITCHES = {'conv': ('conv', 'winograd'), 'norm': ('norm',),
 PLAIN_CHOICES = tuple(PLAIN_SWITCHES)
 
 
-def lowering_for(plain: Sequence[str], network: str | None = None) -> Lowering:
+def lowering_for(plain: Sequence[str], network: str) -> Lowering:
   """This backend's ``lowering.Lowering`` for ``network`` (a model's ``label``) with the parts
   named in ``plain`` (``--plain``) made plain; a new value, so nothing else in the process
   changes."""

@@ -11,7 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from inception_jax.tools.bench.workload import default_aux_weight, train_config
+from inception_jax.tools.bench.workload import train_config
 
 if TYPE_CHECKING:
   import ml_collections
@@ -43,7 +43,7 @@ def pipeline_config(args: argparse.Namespace, dataset: str,
                     data_dir: str) -> ml_collections.ConfigDict:
   """The benchmark's training config reading ``dataset``: a folder of photos gets the training
   augmentation (Inception crop and flips), anything else a plain resize."""
-  config = train_config(args, default_aux_weight(args.model))
+  config = train_config(args)
   config.dataset = dataset
   config.data_dir = data_dir
   config.augment = 'inception_crop' if dataset.startswith('folder:') else 'resize'

@@ -29,7 +29,7 @@ def bench_ours(args: argparse.Namespace, model: nn.Module, aux_weight: float,
   from inception_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top
   from inception_jax.training import step as step_lib  # pylint: disable=g-import-not-at-top
 
-  config = train_config(args, aux_weight)
+  config = train_config(args)
   lr_fn = optimizers.create_learning_rate_fn(config, steps_per_epoch=1000, total_steps=100_000)
   tx = optimizers.create_optimizer(config, lr_fn)
 

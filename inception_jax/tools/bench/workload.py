@@ -17,18 +17,17 @@ if TYPE_CHECKING:
   import ml_collections
 
 
-def default_aux_weight(model_name: str) -> float:
-  """The registry entry's aux-loss weight (GoogLeNet 0.3, paper Section 5; Inception v3 0.4, the
-  Cloud TPU reference's); unknown names raise UserError."""
-  from inception_jax import models  # pylint: disable=g-import-not-at-top
-  return models.spec(model_name).default_aux_weight
+def default_aux_weight() -> float:
+  """The aux-loss weight train.py uses unless a config sets one: ``schema.base_config()``'s."""
+  from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
+  return float(schema.base_config().aux_weight)
 
 
 def build_model(args: argparse.Namespace) -> nn.Module:
   """The model train.py would build for ``--model``/``--set``, with ``--plain``'s lowering."""
   from inception_jax import models  # pylint: disable=g-import-not-at-top
   from inception_jax.training import model_factory  # pylint: disable=g-import-not-at-top
-  config = train_config(args, default_aux_weight(args.model))
+  config = train_config(args)
   for key, value in parse_overrides(args.set).items():
     config.model_overrides[key] = value
   network = models.create(args.model).label  # the lowering is chosen per network
@@ -38,9 +37,10 @@ def build_model(args: argparse.Namespace) -> nn.Module:
   return model
 
 
-def train_config(args: argparse.Namespace, aux_weight: float) -> ml_collections.ConfigDict:
-  """A training config for the benchmark's model, batch and size: SGD with momentum at a constant
-  rate and no weight decay, the update torchvision's side runs too."""
+def train_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
+  """A training config for the benchmark's model, batch and size: the schema's defaults (its aux
+  weight included, unless ``--aux-weight``), SGD with momentum at a constant rate and no weight
+  decay, the update torchvision's side runs too."""
   from inception_jax.config import schema  # pylint: disable=g-import-not-at-top
   c = schema.base_config()
   c.model = args.model
@@ -53,7 +53,8 @@ def train_config(args: argparse.Namespace, aux_weight: float) -> ml_collections.
   c.base_batch_size = args.batch
   c.lr_schedule = 'constant'
   c.weight_decay = 0.0
-  c.aux_weight = aux_weight
+  if args.aux_weight is not None:
+    c.aux_weight = args.aux_weight
   c.half_precision = bool(args.half)
   return c
 
