@@ -21,11 +21,16 @@ of the split is counted exactly once: the last batch is padded and the padding m
 Progress: a bar with an ETA when stderr is a terminal, else a plain line every tenth of the batches
 or 30 s (batches done / total, elapsed, ETA).
 
-Execution: one process, all its local devices. Each step feeds ``batch_size`` examples x views
-images through one jitted ``apply`` whose batch axis is sharded over the devices (the batch is padded
-to a multiple of the device count); the program is compiled once per image count and reused by
-every later call with the same model. ``batch_size`` defaults to ``eval_batch_size // views``
-(at least 1), i.e. about ``eval_batch_size`` images per step whatever the protocol.
+Execution: every local device of every process. Each process reads its own share of the split
+(``input_pipeline.create_eval_dataset`` with its index and count: padded with masked examples to
+the same number of batches everywhere), feeds its ``batch_size / processes`` examples x views
+images per step through one jitted ``apply`` whose batch axis is sharded over its local devices
+(the batch is padded to a multiple of the device count), and counts its hits on the host; one
+``process_allgather`` of the per-process ``(top-1, top-5, examples)`` counts then sums them, so
+every example is counted once and the figures equal a one-process run's. Only process 0 logs.
+The program is compiled once per image count and reused by every later call with the same
+model. ``batch_size`` (over all processes) defaults to ``eval_batch_size // views`` (at least 1),
+i.e. about ``eval_batch_size`` images per step whatever the protocol.
 """
 
 from __future__ import annotations
@@ -131,9 +136,11 @@ def eval_config(config: Any, meta: dict[str, Any], *, image_size: int | None = N
   return config
 
 
-def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devices: int) -> int:
-  """Examples per step: ``batch_size`` or ``eval_batch_size // crops``, then rounded up so the
-  step's ``examples x crops`` images split evenly over the devices (``crops``: views per example,
+def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devices: int,
+                       num_processes: int = 1) -> int:
+  """This process's examples per step: its share of ``batch_size`` (over all processes) or of
+  ``eval_batch_size // crops``, rounded up so its ``examples x crops`` images split evenly over
+  its ``num_devices`` local devices (``crops``: views per example,
   :func:`inception_jax.data.crops.num_views`)."""
   import math  # pylint: disable=g-import-not-at-top
   if batch_size is None or batch_size == 0:
@@ -143,24 +150,55 @@ def examples_per_batch(config: Any, crops: int, batch_size: int | None, num_devi
     raise UserError(f'--batch_size must be a positive integer (0 = eval_batch_size // crops), '
                     f'got {batch_size!r}')
   step = num_devices // math.gcd(crops, num_devices)
-  return -(-batch_size // step) * step
+  local = -(-batch_size // num_processes)
+  return -(-local // step) * step
 
 
-def views_dataset(config: Any, crops: int, batch: int) -> tuple[Any, Any]:
-  """``(tf.data.Dataset, DatasetInfo)``: the whole eval split once, as batches of
-  ``{'image': [batch, views, S, S, 3], 'label': int32 [batch], 'mask': bool [batch]}``
-  (``views = crops.num_views(crops, config)``),
-  the last batch padded with masked zero examples (the input pipeline's evaluation dataset with
-  the protocol's views in place of its centre crop)."""
+def views_dataset(config: Any, crops: int, batch: int, *, process_index: int = 0,
+                  process_count: int = 1) -> tuple[Any, Any]:
+  """``(tf.data.Dataset, DatasetInfo)``: this process's share of the eval split once, as batches
+  of ``{'image': [batch, views, S, S, 3], 'label': int32 [batch], 'mask': bool [batch]}``
+  (``views = crops.num_views(crops, config)``), padded with masked zero examples to the number of
+  batches of the largest share, so every process yields as many (the input pipeline's
+  evaluation dataset with the protocol's views in place of its centre crop)."""
   from inception_jax.data import crops as crops_lib  # pylint: disable=g-import-not-at-top
   from inception_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   config = config.copy_and_resolve_references()
-  config.eval_batch_size = batch
+  config.eval_batch_size = batch * process_count  # the pipeline splits a global batch
   config.half_precision = False  # inference computes in float32 (restore.load_for_inference)
-  ds = input_pipeline.create_eval_dataset(config, process_index=0, process_count=1,
+  ds = input_pipeline.create_eval_dataset(config, process_index=process_index,
+                                          process_count=process_count,
                                           views_fn=crops_lib.make_views_fn(crops, config))
   return ds, input_pipeline.get_dataset_info(config)
+
+
+def combine_counts(counts: Any) -> Any:
+  """Per-process counts ``[n]`` -> ``[processes, n]``, gathered from every process (a collective:
+  every process calls it once, after its last batch)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  counts = np.asarray(counts, np.int32)
+  if jax.process_count() == 1:
+    return counts[None]
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return np.asarray(multihost_utils.process_allgather(counts)).reshape(jax.process_count(), -1)
+
+
+def peer_failure_message(e: BaseException) -> str | None:
+  """One line when ``e`` (raised in a multi-process evaluation) says another process is gone,
+  else None. The caller exits at once: ``jax.distributed``'s shutdown barrier would wait for the
+  dead process until its heartbeat times out, then abort."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import integrity  # pylint: disable=g-import-not-at-top
+  words = integrity._PEER_FAILURE  # pylint: disable=protected-access  # train.py's, kept as one
+  text = str(e).strip()
+  if jax.process_count() == 1 or not any(w in text.lower() for w in words):
+    return None
+  first = text.splitlines()[0][:200] if text else type(e).__name__
+  return (f'process {jax.process_index()} of {jax.process_count()}: another process of this job '
+          f'failed or was killed ({first}); nothing was evaluated; start all '
+          f'{jax.process_count()} processes again with the same command')
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -171,7 +209,9 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
              log: Callable[[str], None] = print) -> dict[str, Any]:
   """Evaluates ``checkpoint`` on ``config``'s eval split; returns the result dict (see ``main``).
 
-  ``log`` gets the views line, warnings and, off a terminal, the progress lines.
+  ``log`` gets the views line, warnings and, off a terminal, the progress lines, on process 0
+  only. In a multi-process job every process calls it with the same arguments and gets the same
+  result (the counts are combined by a collective).
   """
   import math  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
@@ -182,8 +222,13 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   from inception_jax import progress as progress_lib  # pylint: disable=g-import-not-at-top
   from inception_jax.inference import restore  # pylint: disable=g-import-not-at-top
 
+  from inception_jax.data.source_base import max_share  # pylint: disable=g-import-not-at-top
+
   crops = crops_lib.check_protocol(crops)
   tfds.disable_progress_bar()
+  process_index, process_count = jax.process_index(), jax.process_count()
+  if process_index:
+    log = lambda _: None  # noqa: E731  # one copy of every line, from process 0
   if image_size is not None and image_size != 0 and (
       isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 0):
     raise UserError(f'--image_size must be a positive integer (0 = the checkpoint\'s), '
@@ -194,8 +239,9 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
                           meta['model'])
   devices = jax.local_devices()
   views = crops_lib.num_views(crops, config)
-  batch = examples_per_batch(config, views, batch_size, len(devices))
-  ds, info = views_dataset(config, crops, batch)
+  batch = examples_per_batch(config, views, batch_size, len(devices), process_count)
+  ds, info = views_dataset(config, crops, batch, process_index=process_index,
+                           process_count=process_count)
   if info.num_classes > model.num_classes:
     raise UserError(f'checkpoint {meta["checkpoint"]} is a {model.num_classes}-class '
                     f'{meta["model"]}, but dataset {info.name!r} has {info.num_classes} classes; '
@@ -213,7 +259,8 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   size = config.image_size
   totals = {'top1': 0, 'top5': 0, 'count': 0}
   start = time.perf_counter()
-  progress = progress_lib.Progress(math.ceil(info.num_eval_examples / batch),
+  num_batches = math.ceil(max_share(info.num_eval_examples, process_count) / batch)
+  progress = progress_lib.Progress(num_batches,
                                    f'evaluating {info.name}[{info.eval_split}]', log=log)
 
   def finish(pending):
@@ -237,13 +284,14 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
       finish(pending)
   finally:
     progress.close()
+  per_process = combine_counts([totals['top1'], totals['top5'], totals['count']])
   seconds = time.perf_counter() - start
 
-  count = totals['count']
+  hits1, hits5, count = (int(x) for x in per_process.sum(axis=0))
   if count != info.num_eval_examples:
     raise RuntimeError(f'evaluated {count} examples, but split {info.eval_split!r} has '
                        f'{info.num_eval_examples}')
-  top1, top5 = totals['top1'] / max(count, 1), totals['top5'] / max(count, 1)
+  top1, top5 = hits1 / max(count, 1), hits5 / max(count, 1)
   return {
       'checkpoint': meta['checkpoint'],
       'step': meta['step'],
@@ -263,8 +311,10 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
       'top5': top5,
       'top1_error': 1.0 - top1,
       'top5_error': 1.0 - top5,
-      'examples_per_batch': batch,
-      'devices': len(devices),
+      'examples_per_batch': batch * process_count,
+      'devices': jax.device_count(),
+      'processes': process_count,
+      'examples_per_process': [int(n) for n in per_process[:, 2]],
       'seconds': seconds,
   }
 
@@ -277,7 +327,8 @@ def format_result(r: dict[str, Any]) -> str:
   return (f'{r["model"]} step {r["step"]} ({weights}) on {r["dataset"]}[{r["split"]}], {crops} at '
           f'{r["image_size"]} px: top-1 {100 * r["top1"]:.2f}% (error {100 * r["top1_error"]:.2f}%)'
           f', top-5 {100 * r["top5"]:.2f}% (error {100 * r["top5_error"]:.2f}%) over '
-          f'{r["num_examples"]} examples in {r["seconds"]:.1f} s on {r["devices"]} device(s)')
+          f'{r["num_examples"]} examples in {r["seconds"]:.1f} s on {r["devices"]} device(s)'
+          + (f' in {r["processes"]} processes' if r.get('processes', 1) > 1 else ''))
 
 
 def write_json(path: str, result: dict[str, Any]) -> None:

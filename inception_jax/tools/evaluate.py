@@ -4,6 +4,11 @@ r"""``python -m inception_jax.tools.evaluate``: top-1 / top-5 of a checkpoint on
   python -m inception_jax.tools.evaluate --config=configs/googlenet_imagenet.py \
       --checkpoint=converted/googlenet --crops=144 --config.data_dir=/data/tfds --json=eval.json
 
+Multi-process (one process per host, as train.py): on a Cloud TPU pod slice, SLURM or Open MPI the
+processes find each other automatically; elsewhere start every process with the same flags plus
+``--coordinator_address=HOST:PORT --num_processes=N --process_id=I``. Each reads its share of the
+split; process 0 prints the result and writes ``--json``.
+
 What is evaluated and how: :mod:`inception_jax.inference.evaluation`.
 """
 
@@ -16,7 +21,8 @@ from typing import Any
 from inception_jax import errors
 from inception_jax.config import loading as config_loading
 from inception_jax.errors import UserError
-from inception_jax.inference.evaluation import evaluate, format_result, write_json
+from inception_jax.inference.evaluation import evaluate, format_result, peer_failure_message
+from inception_jax.inference.evaluation import write_json
 
 _DEFAULT_CONFIG = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -28,6 +34,7 @@ def _define_flags() -> None:
   becomes one line (as in train.py)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   global _CONFIG, _CHECKPOINT, _CROPS, _BATCH_SIZE, _IMAGE_SIZE, _JSON, _EMA
+  global _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST, _HEARTBEAT
   _CONFIG = config_loading.define_config_flag(
       _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
       'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
@@ -38,13 +45,25 @@ def _define_flags() -> None:
   _CROPS = flags.DEFINE_integer('crops', 1, 'Views per image: 1 (centre), 10 (corners + centre, '
                                 'mirrored) or 144 (GoogLeNet paper, Sec. 7); without the mirrored '
                                 'half (5, 72) when the config has random_flip=False.')
-  _BATCH_SIZE = flags.DEFINE_integer('batch_size', 0, 'Examples per step (each with its views); '
-                                     '0 = eval_batch_size // views.')
+  _BATCH_SIZE = flags.DEFINE_integer('batch_size', 0, 'Examples per step over all processes (each '
+                                     'with its views); 0 = eval_batch_size // views.')
   _IMAGE_SIZE = flags.DEFINE_integer('image_size', 0, "Input side in pixels; 0 = the "
                                      "checkpoint's.")
   _JSON = flags.DEFINE_string('json', None, 'Also write the result as JSON to this file.')
   _EMA = flags.DEFINE_bool('ema', True, 'Use the EMA (Polyak-averaged) weights when the checkpoint '
                            'has them (--noema: the raw parameters).')
+  _COORDINATOR = flags.DEFINE_string(
+      'coordinator_address', None, 'HOST:PORT of process 0 for a multi-process run '
+      '(not needed on TPU pods, SLURM or Open MPI).')
+  _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                        'Processes in a multi-process run.')
+  _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process in [0, num_processes).')
+  _MULTIHOST = flags.DEFINE_bool(
+      'multihost', False, 'Force jax.distributed.initialize() with cluster auto-detection.')
+  _HEARTBEAT = flags.DEFINE_integer(
+      'heartbeat_timeout', None, 'Multi-process: seconds without a heartbeat after which a '
+      "vanished process is declared dead and the others stop (JAX's default: 100).",
+      lower_bound=1)
 
 
 def main(argv) -> dict[str, Any]:
@@ -56,12 +75,27 @@ def main(argv) -> dict[str, Any]:
     raise UserError('--checkpoint is required: a training --workdir, a converted --out directory '
                     'or a checkpoints/<step> directory')
   config = config_loading.config_from_flag(_CONFIG, catch=(OSError,))
+  import jax  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import parallel  # pylint: disable=g-import-not-at-top
+  parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                        _PROCESS_ID.value, force=_MULTIHOST.value,
+                                        heartbeat_timeout=_HEARTBEAT.value)
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-  result = evaluate(config, _CHECKPOINT.value, crops=crops, batch_size=_BATCH_SIZE.value,
-                    image_size=_IMAGE_SIZE.value, use_ema=_EMA.value, log=log)
-  if _JSON.value:
-    write_json(_JSON.value, result)
-  print(format_result(result), flush=True)
+  try:
+    result = evaluate(config, _CHECKPOINT.value, crops=crops, batch_size=_BATCH_SIZE.value,
+                      image_size=_IMAGE_SIZE.value, use_ema=_EMA.value, log=log)
+  except jax.errors.JaxRuntimeError as e:
+    message = peer_failure_message(e)
+    if message is None:
+      raise
+    # Exit now: jax.distributed's shutdown (at exit) would wait for the dead process, then abort.
+    print(f'error: {message}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(errors.EXIT_USER_ERROR)  # pylint: disable=protected-access
+  if jax.process_index() == 0:  # every process holds the same result; one copy is written
+    if _JSON.value:
+      write_json(_JSON.value, result)
+    print(format_result(result), flush=True)
   return result
 
 
