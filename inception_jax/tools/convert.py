@@ -1,4 +1,4 @@
-"""``python -m inception_jax.tools.convert``: torchvision weights -> a checkpoint this project loads.
+"""``python -m inception_jax.tools.convert``: torchvision or timm weights as a checkpoint here.
 
 Example::
 
@@ -17,6 +17,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from inception_jax.convert import timm as timm_convert
 from inception_jax.convert import torchvision as convert
 from inception_jax import errors
 from inception_jax.errors import run_cli
@@ -35,16 +36,24 @@ files are read safely: .pth/.pt with torch.load(weights_only=True) (needs the to
 pip install 'inception_jax[torch]'), .safetensors with the safetensors package; nothing else is
 ever unpickled. The output is an Orbax checkpoint (DIR/checkpoints/0) that --config.init_from=DIR,
 evaluation and prediction load.
+
+--from timm: timm's inception_v3 family (the same network and state-dict keys as torchvision's,
+without transform_input); --timm-name picks the variant, whose preprocessing is recorded:
+inception_v3.tv_in1k / .tf_in1k / .tf_adv_in1k take normalization=inception, .gluon_in1k takes
+normalization=imagenet; all 299 px, eval_crop_fraction 0.875. Pass the variant's
+model.safetensors or pytorch_model.bin (Hugging Face timm/<name>).
 """
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = errors.ArgumentParser(
       prog='python -m inception_jax.tools.convert',
-      description='Convert a torchvision GoogLeNet / Inception v3 state dict into a checkpoint '
-                  'of this project (same logits as torchvision, within 1e-5 relative in float32).',
+      description='Convert a torchvision GoogLeNet / Inception v3 (or timm inception_v3) state '
+                  'dict into a checkpoint of this project (same logits as the source, within '
+                  '1e-5 relative in float32).',
       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--from', dest='source', required=True, choices=[convert.SOURCE],
+  parser.add_argument('--from', dest='source', required=True,
+                      choices=[convert.SOURCE, timm_convert.SOURCE],
                       help='where the weights come from')
   parser.add_argument('--model', required=True, choices=sorted(convert.convertible()),
                       help="this project's model name: googlenet_tv = torchvision.models."
@@ -56,11 +65,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument('--no-transform-input', dest='transform_input', action='store_false',
                       help='the weights were trained with transform_input=False (mean/std '
                            "input): record normalization='imagenet' instead of 'inception'")
+  parser.add_argument('--timm-name', metavar='NAME',
+                      help='with --from timm: the timm model name, which decides the variant '
+                           f'and its preprocessing ({", ".join(timm_convert.VARIANTS)})')
   return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
   args = parse_args(argv)
+  if args.source == timm_convert.SOURCE:
+    return _main_timm(args)
+  if args.timm_name is not None:
+    raise errors.UserError('--timm-name is only for --from timm')
   meta = convert.convert_file(args.model, args.weights, args.out,
                               transform_input=args.transform_input)
   classes = meta['num_classes']
@@ -72,6 +88,27 @@ def main(argv: Sequence[str] | None = None) -> dict:
         f'--config.image_size={meta["image_size"]}'
         + ('' if meta['model_overrides']['aux_logits'] else
            ' --config.model_overrides.aux_logits=False'))
+  sys.stdout.flush()
+  return meta
+
+
+def _main_timm(args: argparse.Namespace) -> dict:
+  if not args.timm_name:
+    raise errors.UserError('--from timm needs --timm-name (one of '
+                           f'{", ".join(timm_convert.VARIANTS)})')
+  model = timm_convert.variant(args.timm_name).model
+  if args.model != model:
+    raise errors.UserError(f'timm model {args.timm_name!r} converts to --model {model}, '
+                           f'not {args.model}')
+  meta = timm_convert.convert_file(args.timm_name, args.weights, args.out)
+  aux = meta['model_overrides']['aux_logits']
+  print(f'converted timm {meta["source"]["timm_name"]} ({meta["num_classes"]} classes, '
+        f'{"with" if aux else "without"} aux head) -> {args.out}')
+  print(f'use it with: --config.model={model} --config.init_from={args.out} '
+        f'--config.normalization={meta["normalization"]} '
+        f'--config.image_size={meta["image_size"]} '
+        f'--config.eval_crop_fraction={meta["eval_crop_fraction"]}'
+        + ('' if aux else ' --config.model_overrides.aux_logits=False'))
   sys.stdout.flush()
   return meta
 
