@@ -23,7 +23,9 @@ Parameter names mirror torchvision's module names, so converting weights is mech
   [in, out] (torch weight transposed). Both flattens act on 1x1 maps, so no permutation is needed.
 
 Pooling follows torchvision exactly: max pools without padding in floor mode, the ``branch_pool``
-average pools 3x3/1 with padding 1 counting the padding (``count_include_pad=True``).
+average pools 3x3/1 with padding 1 counting the padding (``count_include_pad=True``). Keras's
+``applications.InceptionV3`` is the same network but for two switches (``bn_scale=False``,
+``avg_pool_count_include_pad=False``) and no aux head; see ``convert/keras.py``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class InceptionA(nn.Module):
   pool_features: int
   conv_block: ModuleDef
   factorize_5x5: bool = True
+  count_include_pad: bool = True  # of branch_pool's average pool (False: Keras's 'same' pool)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -73,7 +76,7 @@ class InceptionA(nn.Module):
       branch3x3dbl = conv(64, 1, name='branch5x5b_1')(x, train)
       branch3x3dbl = conv(96, 5, padding=2, name='branch5x5b_2')(branch3x3dbl, train)
 
-    branch_pool = layers.avg_pool(x, 3, 1, padding=1, count_include_pad=True)
+    branch_pool = layers.avg_pool(x, 3, 1, padding=1, count_include_pad=self.count_include_pad)
     branch_pool = conv(self.pool_features, 1, name='branch_pool')(branch_pool, train)
     return jnp.concatenate([branch1x1, branch5x5, branch3x3dbl, branch_pool], axis=-1)
 
@@ -112,6 +115,7 @@ class InceptionC(nn.Module):
   channels_7x7: int
   conv_block: ModuleDef
   asymmetric_7x7: bool = True
+  count_include_pad: bool = True  # of branch_pool's average pool (False: Keras's 'same' pool)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -133,7 +137,7 @@ class InceptionC(nn.Module):
       branch7x7dbl = conv(c7, 7, padding=3, name='branch7x7dbl_2')(branch7x7dbl, train)
       branch7x7dbl = conv(192, 7, padding=3, name='branch7x7dbl_3')(branch7x7dbl, train)
 
-    branch_pool = layers.avg_pool(x, 3, 1, padding=1, count_include_pad=True)
+    branch_pool = layers.avg_pool(x, 3, 1, padding=1, count_include_pad=self.count_include_pad)
     branch_pool = conv(192, 1, name='branch_pool')(branch_pool, train)
     return jnp.concatenate([branch1x1, branch7x7, branch7x7dbl, branch_pool], axis=-1)
 
@@ -179,6 +183,7 @@ class InceptionE(nn.Module):
 
   conv_block: ModuleDef
   expanded_3x3: bool = True
+  count_include_pad: bool = True  # of branch_pool's average pool (False: Keras's 'same' pool)
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -200,7 +205,7 @@ class InceptionE(nn.Module):
       branch3x3 = conv(768, 3, padding=1, name='branch3x3_2')(branch3x3, train)
       branch3x3dbl = conv(768, 3, padding=1, name='branch3x3dbl_3')(branch3x3dbl, train)
 
-    branch_pool = layers.avg_pool(x, 3, 1, padding=1, count_include_pad=True)
+    branch_pool = layers.avg_pool(x, 3, 1, padding=1, count_include_pad=self.count_include_pad)
     branch_pool = conv(192, 1, name='branch_pool')(branch_pool, train)
     return jnp.concatenate([branch1x1, branch3x3, branch3x3dbl, branch_pool], axis=-1)
 
@@ -280,6 +285,12 @@ class InceptionV3(nn.Module):
       papers trained.
     bn_momentum: decay of the batch-norm running statistics (0.9 = PyTorch's momentum 0.1;
       the Cloud TPU Inception v3 run used 0.996).
+    bn_scale: batch norm with a learned scale (``bn/scale``), as torchvision; False = without,
+      as TF-slim and Keras (``BatchNormalization(scale=False)``): fewer parameters, one per BN
+      channel.
+    avg_pool_count_include_pad: the ``branch_pool`` 3x3/1 average pools divide by 9 at the
+      border, counting the zero padding (torchvision); False = by the number of input pixels
+      in the window, as TF's and Keras's ``padding='same'`` average pool.
   """
 
   num_classes: int = 1000
@@ -296,6 +307,8 @@ class InceptionV3(nn.Module):
   lowering: Lowering | None = None
   bn_axis_name: str | None = None
   bn_momentum: float = layers.BN_MOMENTUM
+  bn_scale: bool = True
+  avg_pool_count_include_pad: bool = True
 
   label = 'inception_v3'
 
@@ -361,7 +374,7 @@ class InceptionV3(nn.Module):
 
     lowering = contract.chosen_lowering(self.label, self.lowering)
     conv = layers.conv_block(True, self.width_multiplier, self.dtype, lowering,
-                             self.bn_axis_name, self.bn_momentum)
+                             self.bn_axis_name, self.bn_momentum, self.bn_scale)
     x = images.astype(self.dtype)
 
     # Stem (Table 1 rows conv .. conv padded; TF-slim Conv2d_1a .. Conv2d_4a).
@@ -377,11 +390,12 @@ class InceptionV3(nn.Module):
     x = layers.max_pool(x, 3, 2, lowering=lowering)
 
     # The ablation switches of each block, and the lowering of the blocks with a max-pool branch.
-    switches = {InceptionA: dict(factorize_5x5=self.factorize_5x5),
-                InceptionC: dict(asymmetric_7x7=self.asymmetric_7x7),
+    pad = dict(count_include_pad=self.avg_pool_count_include_pad)
+    switches = {InceptionA: dict(factorize_5x5=self.factorize_5x5, **pad),
+                InceptionC: dict(asymmetric_7x7=self.asymmetric_7x7, **pad),
                 InceptionB: dict(lowering=lowering),
                 InceptionD: dict(asymmetric_7x7=self.asymmetric_7x7, lowering=lowering),
-                InceptionE: dict(expanded_3x3=self.expanded_3x3)}
+                InceptionE: dict(expanded_3x3=self.expanded_3x3, **pad)}
     aux = {}
     for name, block, fields in LAYOUT:
       x = block(**fields, **switches.get(block, {}), conv_block=conv, name=name)(x, train)

@@ -87,9 +87,11 @@ class ConvBN(nn.Module):
   the default, for a ConvBN on its own, is ``lowering.plain()`` (``nn.Conv``, ``nn.BatchNorm``).
 
   ``norm_momentum`` is the running statistics' decay (``running = m * running + (1 - m) *
-  batch``; TF's batch-norm ``decay``). ``norm_axis_name`` (training only) averages the batch
-  statistics over that named device axis: synchronised batch norm, for per-device batches too
-  small for statistics of their own.
+  batch``; TF's batch-norm ``decay``). ``norm_use_scale=False`` drops BN's learned scale (no
+  ``bn/scale``): TF-slim's and Keras's Inception v3 (``BatchNormalization(scale=False)``; a
+  positive scale passes through the ReLU into the next convolution, Keras's docs say).
+  ``norm_axis_name`` (training only) averages the batch statistics over that named device axis:
+  synchronised batch norm, for per-device batches too small for statistics of their own.
   """
 
   features: int
@@ -102,6 +104,7 @@ class ConvBN(nn.Module):
   lowering: Lowering = PLAIN
   norm_axis_name: str | None = None
   norm_momentum: float = BN_MOMENTUM
+  norm_use_scale: bool = True
   activation: Callable[[Array], Array] = nn.relu
 
   @nn.compact
@@ -122,6 +125,7 @@ class ConvBN(nn.Module):
           use_running_average=not train,
           momentum=self.norm_momentum,
           epsilon=BN_EPSILON,
+          use_scale=self.norm_use_scale,
           dtype=self.dtype,
           axis_name=self.norm_axis_name,
           name='bn')(x)
@@ -130,11 +134,11 @@ class ConvBN(nn.Module):
 
 def conv_block(use_bn: bool, width_multiplier: float, dtype: Dtype,
                lowering: Lowering = PLAIN, norm_axis_name: str | None = None,
-               norm_momentum: float = BN_MOMENTUM) -> ModuleDef:
+               norm_momentum: float = BN_MOMENTUM, norm_use_scale: bool = True) -> ModuleDef:
   """The one ConvBN factory a model hands to all of its blocks, with the model's lowering."""
   return functools.partial(ConvBN, use_bn=use_bn, width_multiplier=width_multiplier,
                            dtype=dtype, lowering=lowering, norm_axis_name=norm_axis_name,
-                           norm_momentum=norm_momentum)
+                           norm_momentum=norm_momentum, norm_use_scale=norm_use_scale)
 
 
 def dense(features: int, dtype: Dtype, name: str, use_bias: bool = True) -> nn.Dense:
