@@ -1,4 +1,4 @@
-"""``python -m inception_jax.tools.convert``: torchvision or timm weights as a checkpoint here.
+"""``python -m inception_jax.tools.convert``: torchvision, timm or Keras weights, converted.
 
 Example::
 
@@ -17,6 +17,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from inception_jax.convert import keras as keras_convert
 from inception_jax.convert import timm as timm_convert
 from inception_jax.convert import torchvision as convert
 from inception_jax import errors
@@ -42,6 +43,12 @@ without transform_input); --timm-name picks the variant, whose preprocessing is 
 inception_v3.tv_in1k / .tf_in1k / .tf_adv_in1k take normalization=inception, .gluon_in1k takes
 normalization=imagenet; all 299 px, eval_crop_fraction 0.875. Pass the variant's
 model.safetensors or pytorch_model.bin (Hugging Face timm/<name>).
+
+--from keras --model inception_v3: keras.applications.InceptionV3 as a .keras or .h5 model file
+or a .weights.h5 file (read with h5py and Keras's load_weights; no model code from the file is
+run). The converted model is built with aux_logits=False, bn_scale=False and
+avg_pool_count_include_pad=False (Keras's network), recorded in the metadata with
+normalization=inception (keras.applications.inception_v3.preprocess_input), 299 px, 0.875 crop.
 """
 
 
@@ -53,7 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                   '1e-5 relative in float32).',
       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--from', dest='source', required=True,
-                      choices=[convert.SOURCE, timm_convert.SOURCE],
+                      choices=[convert.SOURCE, timm_convert.SOURCE, keras_convert.SOURCE],
                       help='where the weights come from')
   parser.add_argument('--model', required=True, choices=sorted(convert.convertible()),
                       help="this project's model name: googlenet_tv = torchvision.models."
@@ -75,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
   args = parse_args(argv)
   if args.source == timm_convert.SOURCE:
     return _main_timm(args)
+  if args.source == keras_convert.SOURCE:
+    return _main_keras(args)
   if args.timm_name is not None:
     raise errors.UserError('--timm-name is only for --from timm')
   meta = convert.convert_file(args.model, args.weights, args.out,
@@ -109,6 +118,21 @@ def _main_timm(args: argparse.Namespace) -> dict:
         f'--config.image_size={meta["image_size"]} '
         f'--config.eval_crop_fraction={meta["eval_crop_fraction"]}'
         + ('' if aux else ' --config.model_overrides.aux_logits=False'))
+  sys.stdout.flush()
+  return meta
+
+
+def _main_keras(args: argparse.Namespace) -> dict:
+  if args.timm_name is not None or not args.transform_input:
+    raise errors.UserError('--timm-name and --no-transform-input are not for --from keras')
+  meta = keras_convert.convert_file(args.model, args.weights, args.out)
+  overrides = ' '.join(f'--config.model_overrides.{k}={v}'
+                       for k, v in meta['model_overrides'].items())
+  print(f'converted Keras InceptionV3 ({meta["num_classes"]} classes, no aux head) -> {args.out}')
+  print(f'use it with: --config.model={args.model} --config.init_from={args.out} '
+        f'--config.normalization={meta["normalization"]} '
+        f'--config.image_size={meta["image_size"]} '
+        f'--config.eval_crop_fraction={meta["eval_crop_fraction"]} {overrides}')
   sys.stdout.flush()
   return meta
 
