@@ -103,6 +103,7 @@ def base_config() -> ml_collections.ConfigDict:
       'checkpoint_every_steps': 1000,
       'keep_checkpoints': 3,
       'init_from': placeholder(str),
+      'freeze_backbone': False,       # train only fc and the aux classifiers (training/optimizers.py)
       'tensorboard': True,
   })
 
@@ -211,6 +212,9 @@ def validate_config(config: Any, *, check_model: bool = True) -> None:
     _fraction(config, 'rmsprop_decay')
     _number(config, 'rmsprop_epsilon')
   _number(config, 'num_devices', integer=True, allow_zero=True)
+  if not isinstance(config.get('freeze_backbone', False), bool):
+    raise UserError(f'config.freeze_backbone must be True or False, got '
+                    f'{config.get("freeze_backbone")!r}')
   overrides = model_overrides(config)
   if 'num_classes' in overrides and overrides['num_classes'] <= 0:
     raise UserError(f'model_overrides.num_classes must be positive, got '

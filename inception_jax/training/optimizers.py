@@ -17,6 +17,12 @@ Weight decay follows TF-slim (the Inception papers' code): an L2 penalty ``wd/2 
 kernels (not biases or BatchNorm parameters) added to the loss, i.e. ``wd * w`` added to the gradient
 before clipping and before the optimiser, for ``sgd`` and ``rmsprop``; ``adamw`` decays decoupled
 (Loshchilov & Hutter 2019).
+
+``freeze_backbone`` (fine-tuning a linear probe on converted weights): only the classifier ``fc``
+and the auxiliary classifiers (top-level modules ``aux1``/``aux2``/``AuxLogits``, see
+:func:`head_labels`) are updated; every other parameter's update is exactly zero
+(``optax.multi_transform`` with ``optax.set_to_zero``, which also keeps no optimiser state for
+them). BatchNorm running statistics are not parameters: see ``configs/finetune_folder.py``.
 """
 
 from __future__ import annotations
@@ -98,8 +104,38 @@ def _kernel_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+HEAD = 'head'
+BACKBONE = 'backbone'
+
+
+def _is_head(module_name: str) -> bool:
+  """The classifier ``fc`` and the auxiliary classifiers (``aux1``, ``aux2``, ``AuxLogits``),
+  the modules whose shapes follow the class count in every registered network."""
+  return module_name == 'fc' or module_name.lower().startswith('aux')
+
+
+def head_labels(params: Any) -> Any:
+  """``params``' tree with each leaf labelled :data:`HEAD` or :data:`BACKBONE` by its top-level
+  module (:func:`_is_head`); a UserError when no module is a head."""
+  if not any(_is_head(name) for name in params):
+    raise UserError('freeze_backbone=True but the model has no classifier module named fc or '
+                    f'aux*: its top-level modules are {", ".join(sorted(params))}')
+  return {name: jax.tree.map(lambda _, n=name: HEAD if _is_head(n) else BACKBONE, sub)
+          for name, sub in params.items()}
+
+
 def create_optimizer(config: Any, learning_rate_fn: optax.Schedule) -> optax.GradientTransformation:
-  """The configured optimiser with TF-slim-style L2 weight decay and global-norm clipping."""
+  """The configured optimiser with TF-slim-style L2 weight decay and global-norm clipping; with
+  ``freeze_backbone`` it updates only the classifiers (:func:`head_labels`)."""
+  tx = _create_optimizer(config, learning_rate_fn)
+  if config.get('freeze_backbone', False):
+    # Gradient clipping and weight decay then see only the trained heads' gradients too.
+    return optax.multi_transform({HEAD: tx, BACKBONE: optax.set_to_zero()}, head_labels)
+  return tx
+
+
+def _create_optimizer(config: Any, learning_rate_fn: optax.Schedule
+                      ) -> optax.GradientTransformation:
   name = config.optimizer
   wd = float(config.get('weight_decay', 0.0))
   clip = float(config.get('grad_clip_norm', 0.0))
