@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any
 
 import ml_collections
@@ -62,6 +63,8 @@ def base_config() -> ml_collections.ConfigDict:
       'normalization': 'inception',
       'shuffle_buffer': 16_384,
       'seed': 0,
+      'data_service': '',             # HOST:PORT of a tf.data service dispatcher: training
+                                      # examples decoded on its workers ('' = here)
       # Length and batch.
       'global_batch_size': 256,
       'eval_batch_size': 256,
@@ -175,6 +178,11 @@ def _check_data(config):
     raise UserError(f'config.eval_crop_fraction must be in (0, 1], got {fraction!r}')
   _integer(config, 'shuffle_buffer', minimum=1)
   _integer(config, 'seed')
+  service = config.get('data_service') or ''
+  if not isinstance(service, str) or (service and not re.fullmatch(
+      r'(grpc://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}', service.strip())):
+    raise UserError(f'config.data_service must be HOST:PORT of a tf.data service dispatcher '
+                    f"(or '' for none), got {service!r}")
 
 
 def validate_config(config: Any, *, check_model: bool = True) -> None:

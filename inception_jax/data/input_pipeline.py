@@ -42,6 +42,15 @@ bit-identical to a serial one. Resuming at ``start_step`` starts at epoch ``star
 steps_per_epoch`` and skips that epoch's first whole batches as raw records, before decoding
 anything (so a resume reads, but does not decode, up to one epoch of this process's records).
 
+With ``config.data_service`` (a tf.data service, ``service.py``) the decoding and augmentation of
+training examples run on its workers and only this process's *set* of examples per epoch keeps
+the contract: batches ``[e * steps_per_epoch, (e + 1) * steps_per_epoch)`` hold exactly the
+examples of local epoch ``e``, each once and bit-identical (same shuffle, same per-index
+augmentation), but their order within the epoch depends on the workers' timing, so a run is not
+bit-reproducible. A resume inside epoch ``e`` skips the examples the local pipeline would have
+put in that epoch's first batches, not the ones the interrupted run saw: that one epoch may
+repeat some examples and miss as many; later epochs are exact. Each process is its own job.
+
 Evaluation covers the split exactly once: each process pads its share with masked examples
 (``mask`` False, zero image, label 0) up to ``num_eval_batches`` full batches, so all processes
 yield the same number of batches and ``sum(mask)`` over processes equals the split size.
@@ -58,6 +67,7 @@ import tensorflow_datasets as tfds
 
 from inception_jax.config import schema
 from inception_jax.data import preprocessing
+from inception_jax.data import service
 from inception_jax.data import sources
 from inception_jax.data.folder_source import FOLDER_PREFIX
 from inception_jax.data.source_base import DatasetInfo, Share, Source, dataset_options, max_share
@@ -137,6 +147,22 @@ def example_seed(seed: tf.Tensor, process_index: int, epoch: tf.Tensor,
   return tf.random.experimental.stateless_fold_in(s, tf.cast(index, tf.int64), alg='philox')
 
 
+def _train_preprocess(config: Any, seed: tf.Tensor, process_index: int
+                      ) -> Callable[[Any, tf.Tensor, dict], tuple[tf.Tensor, dict]]:
+  """``(epoch, index, record) -> (index, {'image', 'label'})``: decoding and augmentation, the
+  same wherever it runs (this process or a tf.data service worker)."""
+  dtype = tf.as_dtype(image_dtype(config))
+
+  def preprocess(epoch, index, ex):
+    if 'path' in ex:
+      ex = {'image': tf.io.read_file(ex['path']), 'label': ex['label']}
+    image = preprocessing.preprocess_for_train(
+        ex['image'], example_seed(seed, process_index, epoch, index), config)
+    return index, {'image': tf.cast(image, dtype), 'label': tf.cast(ex['label'], tf.int32)}
+
+  return preprocess
+
+
 def create_train_dataset(config: Any, *, start_step: int = 0,
                          process_index: int | None = None,
                          process_count: int | None = None) -> tf.data.Dataset:
@@ -151,7 +177,6 @@ def create_train_dataset(config: Any, *, start_step: int = 0,
   start_epoch, start_batch = divmod(int(start_step), steps)
   seed = tf.constant(sources.config_seed(config), tf.int64)
   shuffle_buffer = int(config.shuffle_buffer)
-  dtype = tf.as_dtype(image_dtype(config))
 
   def one_epoch(epoch):
     ds = source.epoch(share, size, epoch, seed, shuffle_buffer)
@@ -161,15 +186,9 @@ def create_train_dataset(config: Any, *, start_step: int = 0,
     return ds.skip(skip).map(lambda index, ex: (epoch, index, ex))
 
   ds = tf.data.Dataset.range(start_epoch, _MAX_EPOCHS).flat_map(one_epoch)
-
-  def preprocess(epoch, index, ex):
-    if 'path' in ex:
-      ex = {'image': tf.io.read_file(ex['path']), 'label': ex['label']}
-    image = preprocessing.preprocess_for_train(
-        ex['image'], example_seed(seed, process_index, epoch, index), config)
-    return {'image': tf.cast(image, dtype), 'label': tf.cast(ex['label'], tf.int32)}
-
-  ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  preprocess = _train_preprocess(config, seed, process_index)
+  ds = ds.map(lambda epoch, index, ex: preprocess(epoch, index, ex)[1],
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(local, drop_remainder=True)
   return ds.prefetch(tf.data.AUTOTUNE).with_options(dataset_options())
 
@@ -181,10 +200,44 @@ def create_train_iterator(config: Any, *, start_step: int = 0,
 
   Yields ``{'image': [local_batch, S, S, 3], 'label': int32 [local_batch]}`` (images in
   :func:`image_dtype`: float32, or bfloat16 with ``half_precision``); batch k
-  is the same whether reached by iterating from 0 or by starting at ``start_step=k``.
+  is the same whether reached by iterating from 0 or by starting at ``start_step=k``. With
+  ``config.data_service`` the batches come from the tf.data service (the guarantee above).
   """
+  if config.get('data_service'):
+    return _service_train_batches(config, start_step, process_index, process_count)
   return iter(tfds.as_numpy(create_train_dataset(
       config, start_step=start_step, process_index=process_index, process_count=process_count)))
+
+
+def _service_train_batches(config: Any, start_step: int, process_index: int | None,
+                           process_count: int | None) -> service.ServiceBatches:
+  """The training batches decoded and augmented by ``config.data_service``'s workers."""
+  service.probe(config.data_service)
+  source, share, (process_index, process_count) = _open_split(
+      config, 'train', process_index, process_count)
+  local = schema.local_batch_size(config, 'global_batch_size', num_processes=process_count)
+  steps = schema.steps_per_epoch(config, source.info.num_train_examples, process_count)
+  if start_step < 0:
+    raise ValueError(f'start_step must be >= 0, got {start_step}')
+  start_epoch, start_batch = divmod(int(start_step), steps)
+  seed = tf.constant(sources.config_seed(config), tf.int64)
+  preprocess = _train_preprocess(config, seed, process_index)
+
+  def make_epoch(epoch: int) -> tf.data.Dataset:
+    epoch = tf.constant(epoch, tf.int64)
+    ds = source.epoch(share, share.size, epoch, seed, int(config.shuffle_buffer))
+    ds = ds.take(steps * local).enumerate().skip(skip(int(epoch)))
+    ds = service.shard_hint(ds).map(lambda index, ex: preprocess(epoch, index, ex),
+                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.map(lambda index, ex: {'index': index, **ex}).batch(local)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+  def skip(epoch: int) -> int:
+    return start_batch * local if epoch == start_epoch else 0
+
+  return service.ServiceBatches(make_epoch, address=config.data_service, start_epoch=start_epoch,
+                                epoch_size=steps * local, skip=skip, batch_size=local,
+                                process_index=process_index)
 
 
 def create_eval_dataset(config: Any, *, process_index: int | None = None,
