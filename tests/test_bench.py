@@ -220,3 +220,47 @@ def test_pipeline_rate_times_warm_batches_and_counts_only_real_examples():
   assert train['images'] == 32
   with pytest.raises(UserError, match='lower --warmup'):
     pipeline_rate.time_batches(one_pass, batches=1, warmup=4, clock=lambda: now[0])
+
+
+def test_pipeline_against_its_decode_only_floor_interleaved():
+  """Pipeline and decode-only floor alternate (ABBA) in the same run; each sums its rounds, the
+  fraction is the rates' ratio and the cores an accelerator needs are its rate over the per-core
+  rate. A fake clock that only the fake pipelines advance makes every figure exact."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  now = [0.0]
+  order = []
+
+  def arm(name, seconds_per_batch):
+    def make():
+      order.append(name)
+      while True:
+        now[0] += seconds_per_batch
+        yield {'label': np.zeros(8, np.int32)}
+    return make
+
+  runs = pipeline_rate.interleaved({'pipeline': arm('pipeline', 2.0),
+                                    'decode_only': arm('decode_only', 1.0)},
+                                   batches=5, warmup=1, rounds=3, clock=lambda: now[0])
+  assert order == ['pipeline', 'decode_only', 'decode_only', 'pipeline', 'pipeline',
+                   'decode_only']
+  pipe, floor = runs['pipeline'], runs['decode_only']
+  cores = pipe['cores']
+  assert (pipe['images'], pipe['seconds'], pipe['images_per_second']) == (120, 30.0, 4.0)
+  assert (floor['images'], floor['seconds'], floor['images_per_second']) == (120, 15.0, 8.0)
+  assert pipe['round_images_per_second'] == [4.0, 4.0, 4.0]
+  split = pipeline_rate.against_floor(pipe, floor, accelerator_rate=80.0)
+  assert split['fraction_of_decode_only'] == 0.5
+  assert split['cores_per_accelerator'] == 80.0 / (4.0 / cores) == 20.0 * cores
+  assert split['decode_only']['cores_per_accelerator'] == 10.0 * cores
+  assert pipeline_rate.against_floor(pipe, floor, None)['cores_per_accelerator'] is None
+
+
+def test_pipeline_report_prints_the_fraction_and_the_cores():
+  split = {'images_per_second': 300.0, 'images_per_second_per_core': 150.0, 'images': 600,
+           'seconds': 2.0, 'fraction_of_decode_only': 0.75, 'cores_per_accelerator': 51.52,
+           'decode_only': {'images_per_second': 400.0, 'cores_per_accelerator': 38.64}}
+  text = pipeline_rate.format_report({
+      'dataset': 'folder:/x', 'image_size': 224, 'cores': 2, 'cpu': 'AMD EPYC', 'rounds': 3,
+      'batches': 8, 'accelerator_images_per_second': 7728.0, 'train': split, 'eval': split})
+  assert 'decode only    400.0 img/s: pipeline at 75 % of it' in text
+  assert 'at 7728 img/s: 51.5 host cores (38.6 at the decode-only rate)' in text
