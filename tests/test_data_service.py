@@ -20,7 +20,6 @@ import pytest
 from inception_jax.config import schema
 from inception_jax.data import digits
 from inception_jax.data import input_pipeline as ip
-from inception_jax.data import service
 from inception_jax.errors import UserError
 
 import fault_helpers as fh
