@@ -138,6 +138,9 @@ _SERVE = textwrap.dedent('''
       error = ''
     except tf.errors.InvalidArgumentError as e:
       error = e.message
+    empty = jpeg(images=tf.constant([], tf.string))
+    assert empty['classes'].shape == (0, 5), empty
+    assert images(images=tf.zeros([0, 16, 16, 3]))['logits'].shape == (0, 10)
     np.savez(outputs, error=np.array(error), **result)
     loaded = [m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax')
               and sys.modules[m] is not None]
@@ -177,7 +180,7 @@ def test_saved_model_serves_without_jax(checkpoint, tmp_path):
     assert [c for c, _, _ in result['top']] == got['classes'][row].tolist(), result['image']
     assert [name for _, name, _ in result['top']] == got['names'][row].tolist()
     np.testing.assert_allclose(got['top'][row], [p for _, _, p in result['top']], atol=1e-6)
-  assert export_lib.NOT_AN_IMAGE in str(got['error'])
+  assert export_lib.NOT_AN_IMAGE in str(got['error']) and '] [1]' in str(got['error'])
 
 
 @pytest.mark.slow

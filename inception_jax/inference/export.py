@@ -9,13 +9,15 @@ weights when kept) becomes a SavedModel with two signatures:
   (``S`` = the checkpoint's image size, ``N`` any) -> ``logits`` and ``probabilities`` [N, K].
 * ``predict_jpeg``: ``images`` tf.string [N] of encoded JPEG, PNG, GIF, BMP or WebP files ->
   ``classes`` int32 [N, k], ``probabilities`` float32 [N, k] and ``class_names`` tf.string [N, k],
-  the top ``k`` (5, or K if fewer) most probable first. The bytes go through the model's own
-  1-crop evaluation view (:func:`inception_jax.data.preprocessing.preprocess_for_eval`: decode,
-  centre crop of the recorded ``eval_crop_fraction``, resize, the recorded normalisation), the same
-  TensorFlow ops ``tools.predict`` runs, so both give the same classes. Bytes that do not start
+  the top ``k`` (5, or K if fewer) most probable first. ``N`` may be 0 in both signatures. The
+  bytes go through the model's own 1-crop evaluation view
+  (:func:`inception_jax.data.preprocessing.preprocess_for_eval`: decode, centre crop of the
+  recorded ``eval_crop_fraction``, resize, the recorded normalisation), the same TensorFlow ops
+  ``tools.predict`` runs, so both give the same classes. Bytes that do not start
   like one of those formats fail the call with an ``InvalidArgumentError`` whose message says what
-  the signature takes and lists the rejected indices; bytes that start like an image but are
-  damaged fail in TensorFlow's decoder with its own message (e.g. "Invalid JPEG data").
+  the signature takes and lists the rejected indices ("assertion failed: [predict_jpeg takes
+  encoded JPEG, ...; these indices are not such files:] [1 2]"); bytes that start like an image but
+  are damaged fail in TensorFlow's decoder with its own message ("Invalid JPEG data, size 200").
 
 The network is traced with :func:`inception_jax.lowering.plain` (Flax/XLA layers as they come: the
 same numbers as the backend-tuned lowerings, and nothing specific to the exporting machine), aux
@@ -95,9 +97,11 @@ def check_out_dir(out: str | os.PathLike) -> str:
 def _image_check(images: Any) -> Any:
   """An assertion that every element of ``images`` starts like a supported image file."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # Padded: substr fails on a position past the end of a short string.
+  padded = tf.strings.join([images, b'\0' * 12])
   ok = tf.zeros_like(images, dtype=tf.bool)
   for offset, magic in _MAGIC:
-    ok |= tf.equal(tf.strings.substr(images, offset, len(magic)), magic)
+    ok |= tf.equal(tf.strings.substr(padded, offset, len(magic)), magic)
   bad = tf.reshape(tf.where(tf.logical_not(ok)), [-1])
   return tf.debugging.Assert(tf.reduce_all(ok), [NOT_AN_IMAGE, bad], summarize=16)
 
@@ -122,9 +126,13 @@ def _saved_model_module(model: Any, variables: Any, names: list[str], settings: 
   module.weights = tf.nest.flatten(weights)
   image_spec = tf.TensorSpec([None, size, size, 3], tf.float32, name='images')
 
+  num_classes = len(names)
+
   @tf.function(autograph=False, input_signature=[image_spec])
   def logits(images):
-    return converted(weights, images)
+    # The exported program asserts a batch of at least 1; an empty batch gets an empty answer.
+    return tf.cond(tf.shape(images)[0] > 0, lambda: converted(weights, images),
+                   lambda: tf.zeros([0, num_classes], tf.float32))
 
   @tf.function(autograph=False, input_signature=[image_spec])
   def predict_images(images):

@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str] | None) -> Any:
   parser.add_argument('--labels', metavar='FILE', help='class names, one per line')
   parser.add_argument('--data_dir', help="TFDS data dir, for the training dataset's class names")
   parser.add_argument('--platforms', default=','.join(PLATFORMS),
-                      help='comma-separated platforms the SavedModel runs on (cpu, cuda, rocm, tpu)')
+                      help='where the SavedModel runs, comma-separated: cpu, cuda, rocm, tpu')
   parser.add_argument('--no-ema', dest='ema', action='store_false',
                       help='export the raw parameters even when the checkpoint has EMA weights')
   return parser.parse_args(argv)
