@@ -25,9 +25,11 @@ Execution: every local device of every process. Each process reads its own share
 (``input_pipeline.create_eval_dataset`` with its index and count: padded with masked examples to
 the same number of batches everywhere), feeds its ``batch_size / processes`` examples x views
 images per step through one jitted ``apply`` whose batch axis is sharded over its local devices
-(the batch is padded to a multiple of the device count), and counts its hits on the host; one
-``process_allgather`` of the per-process ``(top-1, top-5, examples)`` counts then sums them, so
-every example is counted once and the figures equal a one-process run's. Only process 0 logs.
+(the batch is padded to a multiple of the device count), and counts its hits on the host. A
+``process_allgather`` of the per-process running ``(top-1, top-5, examples)`` counts (before the
+first batch, about 100 times a pass, after the last) sums them, so every example is counted once
+and the figures equal a one-process run's; the gathers along the way make a dead peer stop the
+others at once. Only process 0 logs.
 The program is compiled once per image count and reused by every later call with the same
 model. ``batch_size`` (over all processes) defaults to ``eval_batch_size // views`` (at least 1),
 i.e. about ``eval_batch_size`` images per step whatever the protocol.
@@ -253,6 +255,7 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   if trained_on and trained_on != info.name:
     log(f'warning: the checkpoint was trained on {trained_on!r}, evaluating on {info.name!r}')
 
+  per_process = combine_counts([0, 0, 0])  # every process is here: the gathers' connections open
   description = crops_lib.describe_views(crops, config)
   log(f'views: {description}')
   classifier = Classifier(model, variables, devices)
@@ -263,12 +266,23 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   progress = progress_lib.Progress(num_batches,
                                    f'evaluating {info.name}[{info.eval_split}]', log=log)
 
+  # Every process runs the same number of batches, so it can gather the running counts after the
+  # same ones: about 100 times a pass (and once before the first batch, which opens the
+  # connections, before the views line). A dead peer then fails the next gather at once (a one-line error) rather than
+  # only when the coordination service's heartbeat timeout aborts the survivors.
+  gather_every = max(1, num_batches // 100)
+  done = 0
+
   def finish(pending):
+    nonlocal per_process, done
     handle, labels, mask, b = pending
     probs = classifier.result(handle).reshape(b, views, -1).mean(axis=1)
     totals['top1'] += int(np.sum(topk_correct(probs, labels, 1) & mask))
     totals['top5'] += int(np.sum(topk_correct(probs, labels, 5) & mask))
     totals['count'] += int(np.sum(mask))
+    done += 1
+    if done % gather_every == 0 or done == num_batches:
+      per_process = combine_counts([totals['top1'], totals['top5'], totals['count']])
     progress.update()
 
   pending = None
@@ -284,7 +298,8 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
       finish(pending)
   finally:
     progress.close()
-  per_process = combine_counts([totals['top1'], totals['top5'], totals['count']])
+  if done != num_batches:
+    raise RuntimeError(f'the eval pipeline gave {done} batches, expected {num_batches}')
   seconds = time.perf_counter() - start
 
   hits1, hits5, count = (int(x) for x in per_process.sum(axis=0))
