@@ -98,7 +98,8 @@ def _launch(setup, crops: int, processes: int, out: str) -> list[subprocess.Pope
   port = _free_port()
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', JAX_NUM_CPU_DEVICES=str(2 // processes))
   env.pop('XLA_FLAGS', None)
-  command = [sys.executable, '-m', 'inception_jax.tools.evaluate', f'--checkpoint={setup["workdir"]}',
+  command = [sys.executable, '-m', 'inception_jax.tools.evaluate',
+             f'--checkpoint={setup["workdir"]}',
              f'--crops={crops}', f'--config.data_dir={setup["data_dir"]}',
              f'--config.eval_batch_size={EVAL_BATCH}', f'--json={out}']
   if processes > 1:

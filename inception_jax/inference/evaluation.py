@@ -266,10 +266,10 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   progress = progress_lib.Progress(num_batches,
                                    f'evaluating {info.name}[{info.eval_split}]', log=log)
 
-  # Every process runs the same number of batches, so it can gather the running counts after the
-  # same ones: about 100 times a pass (and once before the first batch, which opens the
-  # connections, before the views line). A dead peer then fails the next gather at once (a one-line error) rather than
-  # only when the coordination service's heartbeat timeout aborts the survivors.
+  # Every process runs the same number of batches, so all gather the running counts after the
+  # same ones: about 100 times a pass (and once before the views line, which opens the
+  # connections). A dead peer then fails the next gather at once, with a one-line error, rather
+  # than the coordination service aborting the survivors after its heartbeat timeout.
   gather_every = max(1, num_batches // 100)
   done = 0
 
