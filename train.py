@@ -31,7 +31,7 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conf
 def _define_flags() -> None:
   """Defines the flags; config_flags already applies ``--config.KEY=VALUE`` here, so a bad key
   or value is reported as one line instead of a traceback."""
-  global _CONFIG, _WORKDIR, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST, _HEARTBEAT
+  global _CONFIG, _WORKDIR, _PROCESSES
   global _COMPILATION_CACHE
   _CONFIG = config_loading.define_config_flag(
       _DEFAULT_CONFIG, 'Training configuration file (configs/*.py).', 'python train.py')
@@ -43,18 +43,7 @@ def _define_flags() -> None:
       'compilation_cache_dir', None, "JAX's persistent compilation cache, so a rerun (a resume "
       'after preemption) loads the compiled steps instead of compiling them again. Default: '
       "<workdir>/xla_cache for single-process runs on a local path; '' turns it off.")
-  _COORDINATOR = flags.DEFINE_string(
-      'coordinator_address', None, 'HOST:PORT of process 0 for a multi-process run '
-      '(not needed on TPU pods, SLURM or Open MPI).')
-  _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
-                                        'Processes in a multi-process run.')
-  _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process in [0, num_processes).')
-  _MULTIHOST = flags.DEFINE_bool(
-      'multihost', False, 'Force jax.distributed.initialize() with cluster auto-detection.')
-  _HEARTBEAT = flags.DEFINE_integer(
-      'heartbeat_timeout', None, 'Multi-process: seconds without a heartbeat after which a '
-      "vanished process is declared dead and the others stop (JAX's default: 100).",
-      lower_bound=1)
+  _PROCESSES = config_loading.ProcessFlags()
 
 
 def main(argv):
@@ -68,9 +57,7 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
     errors.hide_library_tracebacks()         # e.g. a full disk: one line, then ours
-  parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
-                                        _PROCESS_ID.value, force=_MULTIHOST.value,
-                                        heartbeat_timeout=_HEARTBEAT.value)
+  parallel.maybe_initialize_distributed(**_PROCESSES.distributed_kwargs())
   compilation_cache.enable(_COMPILATION_CACHE.value, _WORKDIR.value)
   try:
     result = loop.train_and_evaluate(config, _WORKDIR.value)

@@ -115,6 +115,30 @@ def numpy_init(abstract, seed=0):
   return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
+def random_variables(model, size: int, seed: int, *, train: bool = True) -> dict:
+  """Random float32 numpy variables of ``model``'s shapes at ``size`` px, from an abstract init
+  (nothing is compiled). Unlike :func:`numpy_init`, every array differs from its identity value,
+  so a checkpoint of them tests every mapping (BN statistics and scales included). ``train``:
+  trace as in training, which builds the aux heads' variables too.
+  """
+  key = jax.random.PRNGKey(0)
+  abstract = jax.eval_shape(lambda: model.init(
+      {'params': key, 'dropout': key}, jnp.zeros((1, size, size, 3)), train=train))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, x):
+    name = jax.tree_util.keystr(path)
+    if name.endswith("['kernel']"):
+      return rng.normal(0, 1.5 / math.sqrt(np.prod(x.shape[:-1])), x.shape).astype(np.float32)
+    if name.endswith("['var']"):
+      return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
+    if name.endswith("['scale']"):
+      return rng.uniform(0.8, 1.2, x.shape).astype(np.float32)
+    return rng.normal(0, 0.2, x.shape).astype(np.float32)
+
+  return jax.tree_util.tree_map_with_path(fill, dict(abstract))
+
+
 def numpy_train_state(model, tx, *, image_size: int, ema: bool = False, seed: int = 0):
   """A host TrainState like ``state.create_train_state`` but without compiling anything."""
   from inception_jax.training import state as state_lib  # pylint: disable=g-import-not-at-top

@@ -11,16 +11,13 @@ one compiled program.
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from PIL import Image
@@ -43,6 +40,7 @@ from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.config import schema
 from inception_jax.training import state as state_lib
+from _training_helpers import random_variables  # pylint: disable=g-bad-import-order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 16
@@ -149,38 +147,13 @@ def test_crop_protocol_must_be_1_10_or_144():
 # ----------------------------------------------------------------------------- checkpoints
 
 
-@functools.lru_cache(maxsize=1)
-def _abstract_variables(model):
-  key = jax.random.PRNGKey(0)
-  return jax.eval_shape(lambda: model.init(
-      {'params': key, 'dropout': key}, jnp.zeros((1, SIZE, SIZE, 3)), train=True))
-
-
-def _random_variables(model, seed: int) -> dict:
-  """Random float32 numpy variables with the model's shapes (no init program is compiled)."""
-  abstract = _abstract_variables(model)
-  rng = np.random.default_rng(seed)
-
-  def fill(path, x):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("['kernel']"):
-      return rng.normal(0, 1.5 / math.sqrt(np.prod(x.shape[:-1])), x.shape).astype(np.float32)
-    if name.endswith("['var']"):
-      return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
-    if name.endswith("['scale']"):
-      return rng.uniform(0.8, 1.2, x.shape).astype(np.float32)
-    return rng.normal(0, 0.2, x.shape).astype(np.float32)
-
-  return jax.tree_util.tree_map_with_path(fill, dict(abstract))
-
-
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   """A training workdir (EMA kept) and a converted directory of the same tiny model."""
   root = tmp_path_factory.mktemp('evaluate')
   model = models.create(MODEL, num_classes=10, **OVERRIDES)
-  raw = _random_variables(model, seed=1)
-  ema = _random_variables(model, seed=2)['params']
+  raw = random_variables(model, SIZE, seed=1)
+  ema = random_variables(model, SIZE, seed=2)['params']
 
   config = schema.base_config()
   config.model = MODEL

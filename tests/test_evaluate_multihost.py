@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import os
 import socket
 import subprocess
@@ -30,6 +29,7 @@ from inception_jax.data import digits
 from inception_jax.inference import evaluation
 from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.training import state as state_lib
+from _training_helpers import random_variables  # pylint: disable=g-bad-import-order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 16
@@ -46,30 +46,12 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _random_variables(model) -> dict:
-  """Random float32 variables of the model's shapes (an abstract init: nothing is compiled)."""
-  key = jax.random.PRNGKey(0)
-  abstract = jax.eval_shape(lambda: model.init(
-      {'params': key, 'dropout': key}, np.zeros((1, SIZE, SIZE, 3), np.float32), train=True))
-  rng = np.random.default_rng(3)
-
-  def fill(path, x):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("['kernel']"):
-      return rng.normal(0, 1.5 / math.sqrt(np.prod(x.shape[:-1])), x.shape).astype(np.float32)
-    if name.endswith("['var']"):
-      return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
-    return rng.normal(0, 0.2, x.shape).astype(np.float32)
-
-  return jax.tree_util.tree_map_with_path(fill, dict(abstract))
-
-
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   """A training workdir of a tiny model and the digits, prepared before any process reads them."""
   root = tmp_path_factory.mktemp('evaluate_multihost')
   model = models.create(MODEL, num_classes=10, **OVERRIDES)
-  variables = _random_variables(model)
+  variables = random_variables(model, SIZE, seed=3)
   config = schema.base_config()
   config.model = MODEL
   config.image_size = SIZE

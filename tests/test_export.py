@@ -9,14 +9,12 @@ programs (the logits of one batch, and ``predict``'s), TensorFlow three (two bat
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 import pytest
@@ -28,6 +26,7 @@ from inception_jax.inference import export as export_lib
 from inception_jax.inference import prediction
 from inception_jax.inference import restore
 from inception_jax.tools import export as export_tool
+from _training_helpers import random_variables  # pylint: disable=g-bad-import-order
 
 SIZE = 16
 MODEL = 'googlenet_tv'
@@ -38,32 +37,12 @@ NAMES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight',
 RTOL = 1e-5
 
 
-def _random_variables(model, seed: int) -> dict:
-  """Random float32 numpy variables with the model's shapes (no init program is compiled)."""
-  key = jax.random.PRNGKey(0)
-  abstract = jax.eval_shape(lambda: model.init(
-      {'params': key}, jnp.zeros((1, SIZE, SIZE, 3)), train=False))
-  rng = np.random.default_rng(seed)
-
-  def fill(path, x):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("['kernel']"):
-      return rng.normal(0, 1.5 / math.sqrt(np.prod(x.shape[:-1])), x.shape).astype(np.float32)
-    if name.endswith("['var']"):
-      return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
-    if name.endswith("['scale']"):
-      return rng.uniform(0.8, 1.2, x.shape).astype(np.float32)
-    return rng.normal(0, 0.2, x.shape).astype(np.float32)
-
-  return jax.tree_util.tree_map_with_path(fill, dict(abstract))
-
-
 def _save(directory, model_name: str = MODEL, **meta) -> str:
   model = models.create(MODEL, num_classes=10, **OVERRIDES)
   meta = dict({'model': model_name, 'num_classes': 10, 'image_size': SIZE,
                'model_overrides': OVERRIDES, 'normalization': 'imagenet',
                'eval_crop_fraction': 0.8, 'class_names': NAMES, 'step': 0}, **meta)
-  convert_common.save_converted(str(directory), _random_variables(model, seed=3), meta)
+  convert_common.save_converted(str(directory), random_variables(model, SIZE, seed=3, train=False), meta)
   return str(directory)
 
 

@@ -51,6 +51,30 @@ def define_config_flag(default: str | None, help_text: str, command: str) -> Any
                                             f'`{command} --helpfull` lists the fields'))
 
 
+class ProcessFlags:
+  """``--coordinator_address``, ``--num_processes``, ``--process_id``, ``--multihost`` and
+  ``--heartbeat_timeout``: how a command joins a multi-process job (train.py, evaluation)."""
+
+  def __init__(self) -> None:
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    self._flags = (
+        flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0 for a '
+                            'multi-process run (not needed on TPU pods, SLURM or Open MPI).'),
+        flags.DEFINE_integer('num_processes', None, 'Processes in a multi-process run.'),
+        flags.DEFINE_integer('process_id', None, 'This process in [0, num_processes).'),
+        flags.DEFINE_bool('multihost', False,
+                          'Force jax.distributed.initialize() with cluster auto-detection.'),
+        flags.DEFINE_integer('heartbeat_timeout', None, 'Multi-process: seconds without a '
+                             'heartbeat after which a vanished process is declared dead and the '
+                             "others stop (JAX's default: 100).", lower_bound=1))
+
+  def distributed_kwargs(self) -> dict[str, Any]:
+    """The arguments of ``training.parallel.maybe_initialize_distributed``."""
+    coordinator, num_processes, process_id, multihost, heartbeat = (f.value for f in self._flags)
+    return {'coordinator_address': coordinator, 'num_processes': num_processes,
+            'process_id': process_id, 'force': multihost, 'heartbeat_timeout': heartbeat}
+
+
 def reject_positional(argv: Sequence[str], hint: str = 'use --config.KEY=VALUE') -> None:
   """absl hands leftover words back as ``argv[1:]``: a one-line error saying what to use."""
   if len(argv) > 1:

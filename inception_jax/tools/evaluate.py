@@ -34,7 +34,7 @@ def _define_flags() -> None:
   becomes one line (as in train.py)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   global _CONFIG, _CHECKPOINT, _CROPS, _BATCH_SIZE, _IMAGE_SIZE, _JSON, _EMA
-  global _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _MULTIHOST, _HEARTBEAT
+  global _PROCESSES
   _CONFIG = config_loading.define_config_flag(
       _DEFAULT_CONFIG if os.path.exists(_DEFAULT_CONFIG) else None,
       'Config file (configs/*.py): the dataset, eval_split, eval_crop_fraction, '
@@ -52,18 +52,7 @@ def _define_flags() -> None:
   _JSON = flags.DEFINE_string('json', None, 'Also write the result as JSON to this file.')
   _EMA = flags.DEFINE_bool('ema', True, 'Use the EMA (Polyak-averaged) weights when the checkpoint '
                            'has them (--noema: the raw parameters).')
-  _COORDINATOR = flags.DEFINE_string(
-      'coordinator_address', None, 'HOST:PORT of process 0 for a multi-process run '
-      '(not needed on TPU pods, SLURM or Open MPI).')
-  _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
-                                        'Processes in a multi-process run.')
-  _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process in [0, num_processes).')
-  _MULTIHOST = flags.DEFINE_bool(
-      'multihost', False, 'Force jax.distributed.initialize() with cluster auto-detection.')
-  _HEARTBEAT = flags.DEFINE_integer(
-      'heartbeat_timeout', None, 'Multi-process: seconds without a heartbeat after which a '
-      "vanished process is declared dead and the others stop (JAX's default: 100).",
-      lower_bound=1)
+  _PROCESSES = config_loading.ProcessFlags()
 
 
 def main(argv) -> dict[str, Any]:
@@ -77,9 +66,7 @@ def main(argv) -> dict[str, Any]:
   config = config_loading.config_from_flag(_CONFIG, catch=(OSError,))
   import jax  # pylint: disable=g-import-not-at-top
   from inception_jax.training import parallel  # pylint: disable=g-import-not-at-top
-  parallel.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
-                                        _PROCESS_ID.value, force=_MULTIHOST.value,
-                                        heartbeat_timeout=_HEARTBEAT.value)
+  parallel.maybe_initialize_distributed(**_PROCESSES.distributed_kwargs())
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
   try:
     result = evaluate(config, _CHECKPOINT.value, crops=crops, batch_size=_BATCH_SIZE.value,
