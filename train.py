@@ -44,6 +44,7 @@ def _define_flags() -> None:
       'after preemption) loads the compiled steps instead of compiling them again. Default: '
       "<workdir>/xla_cache for single-process runs on a local path; '' turns it off.")
   _PROCESSES = config_loading.ProcessFlags()
+  flags.adopt_module_key_flags(config_loading)  # --help lists them
 
 
 def main(argv):

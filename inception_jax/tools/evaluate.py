@@ -53,6 +53,7 @@ def _define_flags() -> None:
   _EMA = flags.DEFINE_bool('ema', True, 'Use the EMA (Polyak-averaged) weights when the checkpoint '
                            'has them (--noema: the raw parameters).')
   _PROCESSES = config_loading.ProcessFlags()
+  flags.adopt_module_key_flags(config_loading)  # --help lists them
 
 
 def main(argv) -> dict[str, Any]:
