@@ -146,7 +146,8 @@ def test_changed_learning_rate_is_allowed_with_a_warning(runs, tmp_path, capsys)
 def test_nonfinite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(tmp_path):
   def poison(index, batch):
     if index == 4:  # the batch of step 5
-      batch = dict(batch, image=np.full_like(batch['image'], np.nan))
+      # uint8 pixels cannot be NaN; float images are taken as normalised model input as they are.
+      batch = dict(batch, image=np.full(batch['image'].shape, np.nan, np.float32))
     return batch
 
   with pytest.raises(loop.NonFiniteError,

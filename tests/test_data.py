@@ -27,6 +27,7 @@ from inception_jax.tools import prepare as prepare_cli
 from inception_jax.data import preprocessing
 from inception_jax.errors import UserError
 from inception_jax.config import schema
+from inception_jax.models.inputs import normalize_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,12 +149,15 @@ def test_importing_the_package_builds_nothing(tmp_path):
     ('imagenet', -0.485 / 0.229, (1 - 0.406) / 0.225),
 ])
 def test_train_batch_shapes_dtypes_and_range(digits_dir, normalization, low, high):
+  """uint8 pixels leave the host; normalised on the device they span the normalisation's range."""
   config = make_config(digits_dir, normalization=normalization, image_size=24)
   batch = next(ip.create_train_iterator(config, process_index=0, process_count=1))
-  assert batch['image'].shape == (64, 24, 24, 3) and batch['image'].dtype == np.float32
+  assert batch['image'].shape == (64, 24, 24, 3) and batch['image'].dtype == np.uint8
   assert batch['label'].shape == (64,) and batch['label'].dtype == np.int32
+  assert batch['image'].min() == 0 and batch['image'].max() == 255  # Full range.
+  batch['image'] = np.asarray(normalize_images(batch['image'], normalization))
   assert batch['image'].min() >= low - 1e-5 and batch['image'].max() <= high + 1e-5
-  assert batch['image'].min() < low + 0.1 and batch['image'].max() > high - 0.1  # Full range.
+  assert batch['image'].min() < low + 0.1 and batch['image'].max() > high - 0.1
   assert set(batch['label'].tolist()) <= set(range(10))
   if normalization == 'inception':  # Grey-scale digits become RGB with equal channels.
     np.testing.assert_array_equal(batch['image'][..., 0], batch['image'][..., 2])
@@ -161,9 +165,11 @@ def test_train_batch_shapes_dtypes_and_range(digits_dir, normalization, low, hig
 
 @pytest.mark.slow  # builds the train and eval pipelines in both precisions
 def test_half_precision_batches_carry_bfloat16_images_equal_to_the_float32_ones(digits_dir):
-  """Half the bytes to the devices, and the same numbers: the model casts its input to bf16."""
-  full = make_config(digits_dir)
-  half = make_config(digits_dir, half_precision=True)
+  """The float path: half the bytes to the devices, and the same numbers (the model casts its
+  input to bf16). uint8 batches are the same in both precisions."""
+  assert ip.image_dtype(make_config(digits_dir, half_precision=True)) == np.uint8
+  full = make_config(digits_dir, uint8_images=False)
+  half = make_config(digits_dir, half_precision=True, uint8_images=False)
   assert ip.image_dtype(full) == np.float32 and ip.image_dtype(half) == ml_dtypes.bfloat16
   for create in (functools.partial(ip.create_train_iterator, start_step=3),
                  ip.create_eval_iterator):
@@ -259,7 +265,7 @@ def _reference_eval_set(config):
   builder = digits.ensure_prepared(config.data_dir)
   seen = collections.Counter()
   for ex in builder.as_dataset(split='validation').as_numpy_iterator():
-    image = preprocessing.preprocess_for_eval(tf.constant(ex['image']), config).numpy()
+    image = preprocessing.pixels_for_eval(tf.constant(ex['image']), config).numpy()
     seen[(digest(image), int(ex['label']))] += 1
   return seen
 

@@ -35,6 +35,7 @@ from inception_jax.inference import restore
 from inception_jax.data import digits
 from inception_jax.data import input_pipeline
 from inception_jax.data import preprocessing
+from inception_jax.models.inputs import normalize_images
 from inception_jax import errors
 from inception_jax.errors import UserError
 from inception_jax.training import checkpoint as ckpt_lib
@@ -103,10 +104,11 @@ def test_views_fn_counts_sizes_and_normalises_encoded_images(n):
   png = tf.io.encode_png(_gradient_image(11, 23))
   config = {'image_size': SIZE, 'eval_crop_fraction': 0.875, 'normalization': 'inception'}
   views = tf.function(crops.make_views_fn(n, config))(png).numpy()
-  assert views.shape == (n, SIZE, SIZE, 3)
-  assert views.min() >= -1.0 and views.max() <= 1.0
+  assert views.shape == (n, SIZE, SIZE, 3) and views.dtype == np.uint8  # normalised on the device
+  normalised = np.asarray(normalize_images(views, 'inception'))
+  assert normalised.min() >= -1.0 and normalised.max() <= 1.0
   if n == 1:  # exactly the input pipeline's evaluation view
-    np.testing.assert_allclose(views[0], preprocessing.preprocess_for_eval(png, config), atol=1e-6)
+    np.testing.assert_array_equal(views[0], preprocessing.pixels_for_eval(png, config))
 
 
 def test_without_random_flip_the_views_have_no_mirror_images():
@@ -116,10 +118,9 @@ def test_without_random_flip_the_views_have_no_mirror_images():
   config = {'image_size': SIZE, 'eval_crop_fraction': 0.8, 'normalization': 'inception',
             'random_flip': False}
   views = crops.make_views_fn(10, config)(tf.constant(image)).numpy()
-  unmirrored = preprocessing.normalize(crops.ten_crop(tf.constant(image), SIZE, 0.8)[:5],
-                                       'inception').numpy()
+  unmirrored = preprocessing.to_pixels(crops.ten_crop(tf.constant(image), SIZE, 0.8)[:5]).numpy()
   assert views.shape == (5, SIZE, SIZE, 3) and crops.num_views(10, config) == 5
-  np.testing.assert_allclose(views, unmirrored, atol=1e-6)
+  np.testing.assert_array_equal(views, unmirrored)
   for view in views:
     assert not np.allclose(view, view[:, ::-1])
   assert crops.describe_views(10, config) == (
@@ -259,7 +260,7 @@ def test_evaluate_ten_crops_averages_softmax_over_the_views(setup, tmp_path):
   hits = np.zeros(2, int)
   for start in range(0, 360, 16):
     chunk = records[start:start + 16]
-    views = np.zeros((16, 10, SIZE, SIZE, 3), np.float32)  # the last chunk has 8: pad it
+    views = np.zeros((16, 10, SIZE, SIZE, 3), np.uint8)  # the last chunk has 8: pad it
     views[:len(chunk)] = [views_fn(r['image']).numpy() for r in chunk]
     probs = clf(views.reshape(160, SIZE, SIZE, 3)).reshape(16, 10, -1).mean(axis=1)[:len(chunk)]
     labels = np.array([r['label'] for r in chunk])

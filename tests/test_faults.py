@@ -272,7 +272,9 @@ def test_nan_at_a_checkpoint_step_writes_no_checkpoint_of_the_bad_state(tmp_path
   """Log only at the end: the check before the save of step 6 is what stops the run."""
   def poison(index, batch):
     if index == 5:  # the batch of step 6, a checkpoint step
-      batch = dict(batch, label=batch['label'], image=np.full_like(batch['image'], np.inf))
+      # uint8 pixels cannot be inf; float images are taken as normalised model input as they are.
+      batch = dict(batch, label=batch['label'],
+                   image=np.full(batch['image'].shape, np.inf, np.float32))
     return batch
 
   config = tiny_config(log_every_steps=100)

@@ -61,6 +61,8 @@ def base_config() -> ml_collections.ConfigDict:
       'random_flip': True,
       'eval_crop_fraction': 0.875,
       'normalization': 'inception',
+      'uint8_images': True,           # batches carry uint8 pixels, normalised on the device
+                                      # (False: normalised floats from the host)
       'shuffle_buffer': 16_384,
       'seed': 0,
       'data_service': '',             # HOST:PORT of a tf.data service dispatcher: training

@@ -1,10 +1,10 @@
 """Multi-crop evaluation views: 1 crop, 10 crops (AlexNet) and 144 crops (GoogLeNet), in TensorFlow.
 
 Every view function takes encoded image bytes (scalar ``tf.string``) or a decoded ``uint8`` [H, W, C]
-tensor, like :mod:`inception_jax.data.preprocessing`, and returns ``float32`` [n, S, S, 3] normalised
-model inputs, ``S = image_size``. Predictions are averaged over the ``n`` views as *softmax
-probabilities* (GoogLeNet paper, Szegedy et al. 2015, Sec. 7: "the softmax probabilities are averaged
-over multiple crops").
+tensor, like :mod:`inception_jax.data.preprocessing`, and returns [n, S, S, 3] views, ``S =
+image_size``: uint8 pixels by default (:func:`make_views_fn`), normalised on the device.
+Predictions are averaged over the ``n`` views as *softmax probabilities* (GoogLeNet paper, Szegedy
+et al. 2015, Sec. 7: "the softmax probabilities are averaged over multiple crops").
 
 * **1 crop** (:func:`one_crop`): exactly the input pipeline's evaluation view
   (:func:`~inception_jax.data.preprocessing.preprocess_for_eval`): a centre square of
@@ -196,27 +196,37 @@ def describe_views(crops: int, config: Any) -> str:
   return f'{n} crops ({what}), no mirrors because config.random_flip=False'
 
 
-def make_views_fn(crops: int, config: Any) -> Callable[[tf.Tensor], tf.Tensor]:
-  """``image -> float32 [n, S, S, 3]`` normalised views for the protocol ``crops``, ``n =``
-  :func:`num_views` (the mirrored views only when ``config.random_flip``, default True).
+def uint8_views(config: Any) -> bool:
+  """Whether views leave the host as uint8 pixels, normalised on the device
+  (``config.uint8_images``, default True), or as normalised float32 (the float path)."""
+  return bool(_get(config, 'uint8_images', True))
 
-  Reads ``image_size``, ``eval_crop_fraction`` (1 and 10 crops), ``normalization`` and
-  ``random_flip`` from ``config`` (a ConfigDict, dict or object).
+
+def make_views_fn(crops: int, config: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+  """``image -> [n, S, S, 3]`` views for the protocol ``crops``, ``n =`` :func:`num_views` (the
+  mirrored views only when ``config.random_flip``, default True): uint8 pixels
+  (``preprocessing.to_pixels``) for :func:`inception_jax.models.inputs.normalize_images` to
+  normalise on the device, or with ``uint8_images=False`` float32 normalised here.
+
+  Reads ``image_size``, ``eval_crop_fraction`` (1 and 10 crops), ``normalization``,
+  ``random_flip`` and ``uint8_images`` from ``config`` (a ConfigDict, dict or object).
   """
   crops = check_protocol(crops)
   image_size = int(_get(config, 'image_size', 224))
   fraction = float(_get(config, 'eval_crop_fraction', 0.875))
   normalization = _get(config, 'normalization', 'inception')
   mirror = mirrors(config)
+  if uint8_views(config):
+    finish = preprocessing.to_pixels
+  else:
+    finish = lambda views: preprocessing.normalize(views, normalization)
   if crops == 1:
-    return lambda image: one_crop(image, config)
+    return lambda image: finish(preprocessing.eval_view(image, config)[None])
   if crops == 10:
-    return lambda image: preprocessing.normalize(
-        ten_crop(image, image_size, fraction, mirror=mirror), normalization)
-  return lambda image: preprocessing.normalize(
-      googlenet_144_crop(image, image_size, mirror=mirror), normalization)
+    return lambda image: finish(ten_crop(image, image_size, fraction, mirror=mirror))
+  return lambda image: finish(googlenet_144_crop(image, image_size, mirror=mirror))
 
 
 __all__ = ['GOOGLENET_SCALES', 'PROTOCOLS', 'check_protocol', 'describe_views', 'five_crops',
            'googlenet_144_crop', 'googlenet_scales', 'make_views_fn', 'mirrors', 'num_views',
-           'one_crop', 'ten_crop', 'ten_crop_side', 'three_squares']
+           'one_crop', 'ten_crop', 'ten_crop_side', 'three_squares', 'uint8_views']

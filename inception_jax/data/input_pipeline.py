@@ -6,7 +6,7 @@ Public API (what the training loop codes against)::
   steps_per_epoch(config, process_count=None)        # training steps in one epoch
   it = create_train_iterator(config, start_step=0)   # infinite
   next(it) == {'image': [local_batch, S, S, 3], 'label': int32 [local_batch]}
-  image_dtype(config)                                # float32, or bfloat16 with half_precision
+  image_dtype(config)                                # uint8 pixels (or normalised floats)
   num_eval_batches(config, process_count=None)       # the same on every process
   for batch in create_eval_iterator(config):         # one pass over the eval split
     batch == {'image': ..., 'label': ..., 'mask': bool [local_eval_batch]}
@@ -96,12 +96,16 @@ def _process_count(process_count: int | None) -> int:
 
 
 def image_dtype(config: Any) -> np.dtype:
-  """The dtype batches carry their images in: the model's compute dtype.
+  """The dtype batches carry their images in.
 
-  With ``half_precision`` the model casts its input to bfloat16 before the first convolution, so
-  bfloat16 images give the same numbers at half the bytes to copy to the devices (the Flax
-  ImageNet example does the same); otherwise float32.
+  uint8 pixels by default (``config.uint8_images``): a quarter of float32's bytes to copy, and
+  the normalisation runs on the device inside the jitted step
+  (:func:`inception_jax.models.inputs.normalize_images`). With ``uint8_images=False`` the host
+  normalises, in the model's compute dtype: bfloat16 with ``half_precision`` (the model casts its
+  input to bfloat16 before the first convolution anyway), else float32.
   """
+  if config.get('uint8_images', True):
+    return np.dtype(np.uint8)
   return np.dtype(ml_dtypes.bfloat16 if config.half_precision else np.float32)
 
 
@@ -152,12 +156,13 @@ def _train_preprocess(config: Any, seed: tf.Tensor, process_index: int
   """``(epoch, index, record) -> (index, {'image', 'label'})``: decoding and augmentation, the
   same wherever it runs (this process or a tf.data service worker)."""
   dtype = tf.as_dtype(image_dtype(config))
+  view = (preprocessing.pixels_for_train if dtype == tf.uint8 else
+          preprocessing.preprocess_for_train)
 
   def preprocess(epoch, index, ex):
     if 'path' in ex:
       ex = {'image': tf.io.read_file(ex['path']), 'label': ex['label']}
-    image = preprocessing.preprocess_for_train(
-        ex['image'], example_seed(seed, process_index, epoch, index), config)
+    image = view(ex['image'], example_seed(seed, process_index, epoch, index), config)
     return index, {'image': tf.cast(image, dtype), 'label': tf.cast(ex['label'], tf.int32)}
 
   return preprocess
@@ -199,7 +204,7 @@ def create_train_iterator(config: Any, *, start_step: int = 0,
   """Infinite iterator of this process's training batches, starting at batch ``start_step``.
 
   Yields ``{'image': [local_batch, S, S, 3], 'label': int32 [local_batch]}`` (images in
-  :func:`image_dtype`: float32, or bfloat16 with ``half_precision``); batch k
+  :func:`image_dtype`: uint8 pixels by default); batch k
   is the same whether reached by iterating from 0 or by starting at ``start_step=k``. With
   ``config.data_service`` the batches come from the tf.data service (the guarantee above).
   """
@@ -246,9 +251,10 @@ def create_eval_dataset(config: Any, *, process_index: int | None = None,
                         ) -> tf.data.Dataset:
   """The finite evaluation ``tf.data.Dataset`` behind :func:`create_eval_iterator`.
 
-  ``views_fn(image) -> float32 [..., S, S, 3]`` replaces the centre-crop view
-  (``preprocessing.preprocess_for_eval``); multi-crop evaluation passes its crops
-  (``crops.make_views_fn``), and each example's ``image`` then has that shape.
+  ``views_fn(image) -> [..., S, S, 3]`` replaces the centre-crop view
+  (``preprocessing.pixels_for_eval``, or ``preprocess_for_eval`` with ``uint8_images=False``);
+  multi-crop evaluation passes its crops (``crops.make_views_fn``, which follows the same
+  setting), and each example's ``image`` then has that shape.
   """
   source, share, (process_index, process_count) = _open_split(
       config, 'eval', process_index, process_count)
@@ -257,7 +263,9 @@ def create_eval_dataset(config: Any, *, process_index: int | None = None,
   num_batches = -(-max_share(source.info.num_eval_examples, process_count) // local)
   dtype = tf.as_dtype(image_dtype(config))
   if views_fn is None:
-    views_fn = lambda image: preprocessing.preprocess_for_eval(image, config)
+    view = (preprocessing.pixels_for_eval if dtype == tf.uint8 else
+            preprocessing.preprocess_for_eval)
+    views_fn = lambda image: view(image, config)
 
   def preprocess(ex):
     if 'path' in ex:

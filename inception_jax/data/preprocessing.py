@@ -2,7 +2,10 @@
 
 Public because evaluation variants (10-crop, 144-crop) and the pipeline benchmark reuse them.
 Every function takes either encoded image bytes (a scalar ``tf.string``: JPEG, PNG, GIF or BMP) or
-a decoded ``uint8`` tensor [H, W, C] with C in {1, 3}, and returns ``float32`` [size, size, 3].
+a decoded ``uint8`` tensor [H, W, C] with C in {1, 3}, and returns ``float32`` [size, size, 3]
+(``preprocess_for_*``: normalised) or ``uint8`` [size, size, 3] (``pixels_for_*``: the same view
+before normalisation, which the jitted programs do on the device,
+:func:`inception_jax.models.inputs.normalize_images`).
 
 * JPEG bytes take the fast path: ``tf.image.decode_and_crop_jpeg`` decodes only the crop window
   (the TF-slim / Flax ImageNet trick, several times faster for small crops of large images).
@@ -20,10 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from inception_jax.config.schema import AUGMENTATIONS, NORMALIZATIONS  # the config's choices
-
-# torchvision's ImageNet statistics, on [0, 1] pixels.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from inception_jax.models.inputs import IMAGENET_MEAN, IMAGENET_STD, imagenet_scale_offset
 
 
 def _get(config: Any, key: str, default: Any) -> Any:
@@ -147,11 +147,10 @@ def _imagenet_affine(shape: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
 
   TF's elementwise ops run a slow broadcasting kernel for a [3] operand against [H, W, 3] (several
   times the cost of the arithmetic); operands of the image's own shape take the fast path (a batch
-  of views broadcasts them over its leading axis). Computed in float64, rounded once to float32.
+  of views broadcasts them over its leading axis). The device's constants
+  (``models.inputs.imagenet_scale_offset``).
   """
-  mean = np.asarray(IMAGENET_MEAN, np.float64) * 255.0
-  std = np.asarray(IMAGENET_STD, np.float64) * 255.0
-  scale, offset = 1.0 / std, -mean / std
+  scale, offset = imagenet_scale_offset()
   if len(shape) >= 3 and all(d is not None for d in shape[-3:]):
     scale, offset = (np.broadcast_to(c, shape[-3:]) for c in (scale, offset))
   return tf.constant(scale, tf.float32), tf.constant(offset, tf.float32)
@@ -174,6 +173,16 @@ def normalize(image: tf.Tensor, normalization: str = 'inception') -> tf.Tensor:
     scale, offset = _imagenet_affine(tuple(image.shape.as_list()))
     return image * scale + offset
   raise ValueError(f'unknown normalization {normalization!r}; use one of {NORMALIZATIONS}')
+
+
+def to_pixels(image: tf.Tensor) -> tf.Tensor:
+  """Float 0..255 -> uint8: rounded to the nearest integer (ties to even) and clipped to
+  [0, 255], so a pixel moves by at most 0.5 (1/255 of the range, half a quantisation step).
+
+  Bilinear resizing keeps values between their neighbours, so the clip only catches float
+  rounding; the rounding is the whole difference from the float path.
+  """
+  return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
 def pad_and_crop(image: tf.Tensor, padding: int, seed: tf.Tensor) -> tf.Tensor:
@@ -218,14 +227,25 @@ def decode_for_eval(image: tf.Tensor, config: Any) -> tf.Tensor:
 
 
 def preprocess_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.Tensor:
-  """Training view of one image: random crop (or none), random flip, resize, normalise;
+  """Training view of one image, normalised on the host (the float path): see
+  :func:`train_view`; reads ``normalization`` too."""
+  return normalize(train_view(image, seed, config), _get(config, 'normalization', 'inception'))
+
+
+def pixels_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.Tensor:
+  """Training view of one image as uint8 pixels (:func:`train_view`, :func:`to_pixels`)."""
+  return to_pixels(train_view(image, seed, config))
+
+
+def train_view(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.Tensor:
+  """Training view of one image, float32 0..255: random crop (or none), random flip, resize;
   ``pad_and_crop`` resizes first and then shifts.
 
   Args:
     image: encoded bytes (scalar tf.string) or uint8 [H, W, C].
     seed: stateless seed, int32/int64 [2]; the same seed gives the same output.
     config: reads ``image_size``, ``augment``, ``crop_area_range``, ``aspect_ratio_range``,
-      ``crop_padding``, ``random_flip``, ``normalization``.
+      ``crop_padding``, ``random_flip``.
   """
   image_size = int(_get(config, 'image_size', 224))
   augment = _get(config, 'augment', 'inception_crop')
@@ -244,7 +264,7 @@ def preprocess_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.T
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
   if augment != 'pad_and_crop':
     image = resize(image, image_size)
-  return normalize(image, _get(config, 'normalization', 'inception'))
+  return image
 
 
 def preprocess_for_eval(image: tf.Tensor, config: Any) -> tf.Tensor:
@@ -254,5 +274,14 @@ def preprocess_for_eval(image: tf.Tensor, config: Any) -> tf.Tensor:
     image: encoded bytes (scalar tf.string) or uint8 [H, W, C].
     config: reads ``image_size``, ``eval_crop_fraction`` (default 0.875), ``normalization``.
   """
-  image = resize(decode_for_eval(image, config), int(_get(config, 'image_size', 224)))
-  return normalize(image, _get(config, 'normalization', 'inception'))
+  return normalize(eval_view(image, config), _get(config, 'normalization', 'inception'))
+
+
+def pixels_for_eval(image: tf.Tensor, config: Any) -> tf.Tensor:
+  """:func:`preprocess_for_eval`'s view as uint8 pixels (:func:`to_pixels`), not normalised."""
+  return to_pixels(eval_view(image, config))
+
+
+def eval_view(image: tf.Tensor, config: Any) -> tf.Tensor:
+  """The centre-crop view, resized, float32 0..255."""
+  return resize(decode_for_eval(image, config), int(_get(config, 'image_size', 224)))

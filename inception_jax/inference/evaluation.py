@@ -51,19 +51,23 @@ from inception_jax.errors import UserError
 
 
 @functools.lru_cache(maxsize=8)
-def _softmax_program(model: Any, devices: tuple[Any, ...]) -> tuple[Callable, Any, Any]:
+def _softmax_program(model: Any, devices: tuple[Any, ...], normalization: str
+                     ) -> tuple[Callable, Any, Any]:
   """``(jitted fn(variables, images) -> softmax, data sharding, replicated sharding)``, cached
-  per (model, devices) so repeated evaluations reuse the compiled program."""
+  per (model, devices, normalization) so repeated evaluations reuse the compiled program. uint8
+  images are normalised inside it, on the devices (as in training)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jax.sharding import Mesh, NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
+  from inception_jax.models.inputs import normalize_images  # pylint: disable=g-import-not-at-top
 
   mesh = Mesh(np.asarray(devices), ('data',))
   data = NamedSharding(mesh, PartitionSpec('data'))
   replicated = NamedSharding(mesh, PartitionSpec())
 
   def probabilities(variables, images):
+    images = normalize_images(images, normalization, getattr(model, 'dtype', jnp.float32))
     logits = model.apply(variables, images, train=False).logits
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
@@ -74,20 +78,25 @@ def _softmax_program(model: Any, devices: tuple[Any, ...]) -> tuple[Callable, An
 class Classifier:
   """Softmax probabilities of a model on all local devices: ``clf(images [N, S, S, 3]) -> [N, K]``.
 
-  ``N`` is padded to a multiple of the device count (the padding's outputs are dropped).
-  ``submit`` returns at once with a handle; ``result`` waits, so host work overlaps the devices.
+  ``images`` are uint8 pixels (normalised on the devices with ``normalization``, the weights'
+  setting) or already-normalised floats. ``N`` is padded to a multiple of the device count (the
+  padding's outputs are dropped). ``submit`` returns at once with a handle; ``result`` waits, so
+  host work overlaps the devices.
   """
 
-  def __init__(self, model: Any, variables: Any, devices: Any = None):
+  def __init__(self, model: Any, variables: Any, devices: Any = None,
+               normalization: str = 'inception'):
     import jax  # pylint: disable=g-import-not-at-top
     self.devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
-    self._fn, self._data, replicated = _softmax_program(model, self.devices)
+    self._fn, self._data, replicated = _softmax_program(model, self.devices, normalization)
     self._variables = jax.device_put(variables, replicated)
 
   def submit(self, images: Any) -> tuple[Any, int]:
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
-    images = np.asarray(images, np.float32)
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+      images = images.astype(np.float32)
     n = images.shape[0]
     pad = -n % len(self.devices)
     if pad:
@@ -258,7 +267,7 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   per_process = combine_counts([0, 0, 0])  # every process is here: the gathers' connections open
   description = crops_lib.describe_views(crops, config)
   log(f'views: {description}')
-  classifier = Classifier(model, variables, devices)
+  classifier = Classifier(model, variables, devices, normalization=config.normalization)
   size = config.image_size
   totals = {'top1': 0, 'top5': 0, 'count': 0}
   start = time.perf_counter()

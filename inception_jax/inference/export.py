@@ -11,13 +11,14 @@ weights when kept) becomes a SavedModel with two signatures:
   ``classes`` int32 [N, k], ``probabilities`` float32 [N, k] and ``class_names`` tf.string [N, k],
   the top ``k`` (5, or K if fewer) most probable first. ``N`` may be 0 in both signatures. The
   bytes go through the model's own 1-crop evaluation view
-  (:func:`inception_jax.data.preprocessing.preprocess_for_eval`: decode, centre crop of the
-  recorded ``eval_crop_fraction``, resize, the recorded normalisation), the same TensorFlow ops
-  ``tools.predict`` runs, so both give the same classes. Bytes that do not start
-  like one of those formats fail the call with an ``InvalidArgumentError`` whose message says what
-  the signature takes and lists the rejected indices ("assertion failed: [predict_jpeg takes
-  encoded JPEG, ...; these indices are not such files:] [1 2]"); bytes that start like an image but
-  are damaged fail in TensorFlow's decoder with its own message ("Invalid JPEG data, size 200").
+  (:func:`inception_jax.data.preprocessing.pixels_for_eval`: decode, centre crop of the recorded
+  ``eval_crop_fraction``, resize, round to uint8; then the recorded normalisation, in float32),
+  the same numbers ``tools.predict`` gives the model (it normalises on the device), so both give
+  the same classes. Bytes that do not start like one of those formats fail the call with an
+  ``InvalidArgumentError`` whose message says what the signature takes and lists the rejected
+  indices ("assertion failed: [predict_jpeg takes encoded JPEG, ...; these indices are not such
+  files:] [1 2]"); bytes that start like an image but are damaged fail in TensorFlow's decoder
+  with its own message ("Invalid JPEG data, size 200").
 
 The network is traced with :func:`inception_jax.lowering.plain` (Flax/XLA layers as they come: the
 same numbers as the backend-tuned lowerings, and nothing specific to the exporting machine), aux
@@ -148,8 +149,11 @@ def _saved_model_module(model: Any, variables: Any, names: list[str], settings: 
   def predict_jpeg(images):
     with tf.control_dependencies([_image_check(images)]):
       images = tf.identity(images)
-    batch = tf.map_fn(lambda image: preprocessing.preprocess_for_eval(image, view), images,
-                      fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+    # Rounded to uint8 like every other caller's view (models.inputs.normalize_images), then
+    # normalised here in float32: the same numbers as the device's normalisation.
+    pixels = tf.map_fn(lambda image: preprocessing.pixels_for_eval(image, view), images,
+                       fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+    batch = preprocessing.normalize(tf.cast(pixels, tf.float32), view['normalization'])
     probabilities = tf.nn.softmax(logits(batch), axis=-1)
     top = tf.math.top_k(probabilities, k=top_k, sorted=True)
     return {'classes': top.indices, 'probabilities': top.values,

@@ -144,7 +144,7 @@ def _unreadable(path: str, reason: str) -> UserError:
 
 
 def _load_views(path: str, views_fn: Any) -> Any:
-  """``float32 [views, S, S, 3]`` views of one image file; a UserError saying in our words why
+  """``[views, S, S, 3]`` views of one image file (uint8 pixels, ``crops.make_views_fn``); a UserError saying in our words why
   when it is not a readable image (TensorFlow's op names stay out of it)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
@@ -220,7 +220,7 @@ def predict(checkpoint: str, images: Sequence[str], *, top_k: int = 5, crops: in
   if not loaded:
     raise UserError(f'none of the {len(images)} images could be read (reasons above)')
 
-  classifier = evaluate.Classifier(model, variables)
+  classifier = evaluate.Classifier(model, variables, normalization=settings['normalization'])
   chunk = min(len(loaded), max(1, 256 // num_views))  # per call; every call the same shape
   k = min(top_k, model.num_classes)
   for start in range(0, len(loaded), chunk):

@@ -7,8 +7,8 @@ asynchronous), and returns a :class:`TrainResult`.
 
 Performance: the loop never waits for the device between log boundaries. Each step's metrics stay
 on the device and are fetched every ``log_every_steps``; the state's buffers are donated to the
-step; a background thread puts batches on the devices two steps ahead, and with
-``half_precision`` the images travel in bfloat16 (half the bytes of float32).
+step; a background thread puts batches on the devices two steps ahead, and the images travel as
+uint8 pixels (a quarter of float32's bytes), normalised inside the jitted steps.
 
 Faults: a SIGTERM (preemption) saves the current step, waits for it to commit and returns with
 ``preempted=True`` (train.py then exits 143). A non-finite loss or gradient, noticed at the next log

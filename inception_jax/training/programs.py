@@ -86,9 +86,10 @@ def _build(config: Any, dp: parallel.DataParallel, model: Any, steps_per_epoch: 
       train_step=dp.train_step(step_lib.make_train_step(
           model, tx, lr_fn, aux_weight=float(config.aux_weight),
           label_smoothing=float(config.label_smoothing), ema_decay=ema_decay,
-          axis_name=dp.axis_name)),
-      eval_step=dp.eval_step(step_lib.make_eval_step(model, axis_name=dp.axis_name)),
+          normalization=config.normalization, axis_name=dp.axis_name)),
+      eval_step=dp.eval_step(step_lib.make_eval_step(
+          model, normalization=config.normalization, axis_name=dp.axis_name)),
       # Compiled on first use only: runs without precise BN never pay for it.
       bn_stats_step=dp.eval_step(step_lib.make_batch_norm_stats_step(
           model, momentum=getattr(model, 'bn_momentum', models.BN_MOMENTUM),
-          axis_name=dp.axis_name)))
+          normalization=config.normalization, axis_name=dp.axis_name)))

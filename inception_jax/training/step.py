@@ -3,6 +3,8 @@
 ``make_train_step`` / ``make_eval_step`` bind the static parts (model, optimiser, loss settings, axis
 name) and return plain functions of arrays; ``inception_jax.training.parallel`` maps them over
 devices with ``jax.pmap`` or ``jax.jit`` + ``jax.shard_map``, where ``axis_name`` is the device axis.
+Batches carry uint8 pixels (or already-normalised floats); every step normalises them first, on
+the device, with ``models.inputs.normalize_images`` in the model's dtype.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from inception_jax.models.inputs import normalize_images
 from inception_jax.training import losses
 from inception_jax.training.state import NONFINITE_GRADS, NONFINITE_LOSS, TrainState
 
@@ -36,18 +39,24 @@ def dropout_key(rng: jax.Array, step: jax.Array, axis_name: str | None) -> jax.A
   return key
 
 
+def model_input(model: Any, batch: Batch, normalization: str) -> jax.Array:
+  """The batch's images as the model's input: uint8 pixels normalised in the model's dtype."""
+  return normalize_images(batch['image'], normalization, getattr(model, 'dtype', jnp.float32))
+
+
 def loss_and_grads(model: Any, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, *,
-                   aux_weight: float, label_smoothing: float):
+                   aux_weight: float, label_smoothing: float, normalization: str = 'inception'):
   """Training-mode forward and backward on this device's examples (no averaging).
 
   Returns ``(loss, (main_loss, aux_loss, logits, new_batch_stats), grads)``.
   """
+  images = model_input(model, batch, normalization)
 
   def loss_fn(params):
     variables = {'params': params}
     if batch_stats:
       variables['batch_stats'] = batch_stats
-    out, updates = model.apply(variables, batch['image'], train=True, rngs={'dropout': key},
+    out, updates = model.apply(variables, images, train=True, rngs={'dropout': key},
                                mutable=['batch_stats'])
     loss, (main, aux) = losses.inception_loss(out.logits, out.aux_logits, batch['label'],
                                               aux_weight=aux_weight,
@@ -69,6 +78,7 @@ def _ema_decay(decay: float, step: jax.Array) -> jax.Array:
 def make_train_step(model: Any, tx: optax.GradientTransformation,
                     learning_rate_fn: Callable[[jax.Array], jax.Array], *, aux_weight: float,
                     label_smoothing: float = 0.0, ema_decay: float = 0.0,
+                    normalization: str = 'inception',
                     axis_name: str | None = AXIS_NAME) -> TrainStep:
   """Returns ``train_step(state, batch, rng) -> (state, metrics)``.
 
@@ -85,7 +95,7 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
     key = dropout_key(rng, state.step, axis_name)
     loss, (main, aux, logits, new_batch_stats), grads = loss_and_grads(
         model, state.params, state.batch_stats, batch, key, aux_weight=aux_weight,
-        label_smoothing=label_smoothing)
+        label_smoothing=label_smoothing, normalization=normalization)
     grads = pmean(grads)
     new_batch_stats = pmean(new_batch_stats)
     labels = batch['label']
@@ -131,7 +141,7 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
   return train_step
 
 
-def make_batch_norm_stats_step(model: Any, *, momentum: float,
+def make_batch_norm_stats_step(model: Any, *, momentum: float, normalization: str = 'inception',
                                axis_name: str | None = AXIS_NAME) -> EvalStep:
   """Returns ``stats_step(state, batch) -> batch_stats``: one batch's BatchNorm statistics.
 
@@ -150,15 +160,17 @@ def make_batch_norm_stats_step(model: Any, *, momentum: float,
   def stats_step(state: TrainState, batch: Batch) -> Any:
     zeros = jax.tree.map(jnp.zeros_like, state.batch_stats)
     key = dropout_key(state.rng, state.step, axis_name)
-    _, updates = model.apply({'params': state.eval_params, 'batch_stats': zeros}, batch['image'],
-                             train=True, rngs={'dropout': key}, mutable=['batch_stats'])
+    _, updates = model.apply({'params': state.eval_params, 'batch_stats': zeros},
+                             model_input(model, batch, normalization), train=True,
+                             rngs={'dropout': key}, mutable=['batch_stats'])
     stats = jax.tree.map(lambda u: u / (1.0 - momentum), updates['batch_stats'])
     return lax.pmean(stats, axis_name) if axis_name is not None else stats
 
   return stats_step
 
 
-def make_eval_step(model: Any, *, axis_name: str | None = AXIS_NAME) -> EvalStep:
+def make_eval_step(model: Any, *, normalization: str = 'inception',
+                   axis_name: str | None = AXIS_NAME) -> EvalStep:
   """Returns ``eval_step(state, batch) -> sums`` over the whole (global) batch.
 
   Uses the EMA parameters when the state keeps them. ``batch['mask']`` (optional) marks real
@@ -171,7 +183,7 @@ def make_eval_step(model: Any, *, axis_name: str | None = AXIS_NAME) -> EvalStep
     variables = {'params': state.eval_params}
     if state.batch_stats:
       variables['batch_stats'] = state.batch_stats
-    out = model.apply(variables, batch['image'], train=False)
+    out = model.apply(variables, model_input(model, batch, normalization), train=False)
     labels = batch['label']
     mask = batch.get('mask')
     if mask is None:
