@@ -171,8 +171,8 @@ def test_onnx_matches_jax(checkpoint, tmp_path):
   model, variables, _ = restore.load_for_inference(checkpoint)
   images = np.random.default_rng(1).normal(0, 1, (8, SIZE, SIZE, 3)).astype(np.float32)
   want = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False).logits)(variables, images))
-  session = ort.InferenceSession(os.path.join(out, export_lib.ONNX_FILE))
+  runtime = ort.InferenceSession(os.path.join(out, export_lib.ONNX_FILE))
   for n in (3, 8):
-    logits, probabilities = session.run(['logits', 'probabilities'], {'images': images[:n]})
+    logits, probabilities = runtime.run(['logits', 'probabilities'], {'images': images[:n]})
     np.testing.assert_allclose(logits, want[:n], rtol=0, atol=RTOL * np.abs(want).max())
     np.testing.assert_allclose(probabilities, jax.nn.softmax(want[:n]), atol=1e-6)

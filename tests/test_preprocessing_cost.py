@@ -1,4 +1,4 @@
-"""The cheaper preprocessing gives the images the earlier arithmetic gave, up to float rounding,
+"""The cheaper preprocessing gives the images of the direct formula, up to float rounding,
 and the benchmark's decode-only floor decodes exactly the windows the recipes decode."""
 
 import io
@@ -26,8 +26,8 @@ def _jpeg(seed: int, size=(375, 500)) -> tf.Tensor:
   return tf.constant(out.getvalue())
 
 
-def _old_normalize(image, normalization):
-  """The arithmetic as written before: a per-channel broadcast and a division."""
+def _direct_normalize(image, normalization):
+  """The direct formula: a per-channel broadcast and a division."""
   if normalization == 'inception':
     return image / 127.5 - 1.0
   mean = tf.constant(preprocessing.IMAGENET_MEAN, tf.float32) * 255.0
@@ -36,25 +36,25 @@ def _old_normalize(image, normalization):
 
 
 @pytest.mark.parametrize('config', [GOOGLENET, INCEPTION_V3], ids=['googlenet', 'inception_v3'])
-def test_train_and_eval_views_match_the_old_arithmetic(config):
+def test_train_and_eval_views_match_the_direct_arithmetic(config):
   for i in range(4):
     image, seed = _jpeg(i), tf.constant([i, 3], tf.int64)
     new = preprocessing.preprocess_for_train(image, seed, config).numpy()
-    # The same crop, flip and resize; only the normalisation's arithmetic is the old one.
+    # The same crop, flip and resize; only the normalisation is the direct formula.
     crop_seed, flip_seed = preprocessing._train_seeds(seed)  # pylint: disable=protected-access
     window = preprocessing.decode_for_train(image, seed, config)
     flipped = tf.image.stateless_random_flip_left_right(window, flip_seed)
-    old = _old_normalize(preprocessing.resize(flipped, config['image_size']),
-                         config['normalization']).numpy()
-    np.testing.assert_allclose(new, old, rtol=0, atol=TOLERANCE)
+    direct = _direct_normalize(preprocessing.resize(flipped, config['image_size']),
+                               config['normalization']).numpy()
+    np.testing.assert_allclose(new, direct, rtol=0, atol=TOLERANCE)
     if config['normalization'] == 'inception':
-      np.testing.assert_array_equal(new, old)  # unchanged arithmetic: bit-exact
+      np.testing.assert_array_equal(new, direct)  # unchanged arithmetic: bit-exact
     del crop_seed
     new_eval = preprocessing.preprocess_for_eval(image, config).numpy()
-    old_eval = _old_normalize(preprocessing.resize(preprocessing.decode_for_eval(image, config),
-                                                   config['image_size']),
-                              config['normalization']).numpy()
-    np.testing.assert_allclose(new_eval, old_eval, rtol=0, atol=TOLERANCE)
+    resized = preprocessing.resize(preprocessing.decode_for_eval(image, config),
+                                   config['image_size'])
+    direct_eval = _direct_normalize(resized, config['normalization']).numpy()
+    np.testing.assert_allclose(new_eval, direct_eval, rtol=0, atol=TOLERANCE)
 
 
 def test_imagenet_normalisation_matches_mean_std_at_every_level_and_shape():

@@ -53,7 +53,7 @@ def write_report(sweep_dir: str, out_dir: str | None = None, *, plots: bool = Tr
     skipped = macs_plot_skipped(variants)
     if skipped:
       log(f'accuracy_vs_macs.png skipped: {skipped}')
-      if os.path.exists(path):  # an earlier report's plot would no longer match the tables
+      if os.path.exists(path):  # a plot left in out_dir would not match these tables
         os.remove(path)
     elif plot_accuracy_vs(variants, 'macs', path, xlabel='multiply-adds per image', log_x=True):
       paths.append(path)

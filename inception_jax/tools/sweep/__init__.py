@@ -36,7 +36,7 @@ committed checkpoint ``checkpoints/<S>`` has metadata with ``num_train_steps == 
 ``metrics.jsonl`` holds an ``eval`` line at step ``S``. train.py writes that line only after the
 final checkpoint was saved, just before it returns, so a run killed at any point is not finished;
 rerunning it resumes from its last checkpoint (a run killed during its final evaluation only
-re-evaluates). A finished run whose ``config.json`` no longer matches what the sweep would launch
+re-evaluates). A finished run whose ``config.json`` differs from what the sweep would launch
 (fields other than logging/checkpoint cadence, ``data_dir``, devices) is launched again with a
 warning: train.py resumes it from its last checkpoint (it trains further if ``num_train_steps``
 grew, refuses with a one-line error if the network changed; delete the run directory to retrain
