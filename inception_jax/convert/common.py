@@ -24,16 +24,19 @@ META_FILE = 'meta.json'
 
 
 @functools.lru_cache(maxsize=None)
-def abstract_variables(model_name: str, num_classes: int, aux_logits: bool) -> dict[str, Any]:
+def abstract_variables(model_name: str, num_classes: int, aux_logits: bool,
+                       overrides: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
   """Shapes of ``model.init``'s variables, traced abstractly (no FLOPs, no memory).
 
   Derived from the Flax model itself, so a converter's expected layout can never drift from it.
+  ``overrides``: further model switches as ``(name, value)`` pairs (hashable, for the cache).
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from inception_jax import models  # pylint: disable=g-import-not-at-top
 
-  model = models.create(model_name, num_classes=num_classes, aux_logits=aux_logits)
+  model = models.create(model_name, num_classes=num_classes, aux_logits=aux_logits,
+                        **dict(overrides))
   size = models.spec(model_name).default_input_size
   images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
   rngs = {'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(1)}

@@ -104,14 +104,9 @@ def keras_order() -> list[str]:
 @functools.lru_cache(maxsize=None)
 def flax_layout(num_classes: int) -> dict[tuple[str, ...], tuple[int, ...]]:
   """Flat Flax path -> shape of every variable of Keras's network as this project builds it."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from inception_jax import models  # pylint: disable=g-import-not-at-top
-
-  model = models.create(MODEL, num_classes=num_classes, **MODEL_OVERRIDES)
-  images = jax.ShapeDtypeStruct((1, IMAGE_SIZE, IMAGE_SIZE, 3), jnp.float32)
-  variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), images)
-  return {path: tuple(v.shape) for path, v in common.flatten(dict(variables)).items()}
+  switches = {k: v for k, v in MODEL_OVERRIDES.items() if k != 'aux_logits'}
+  return common.flatten(common.abstract_variables(
+      MODEL, num_classes, MODEL_OVERRIDES['aux_logits'], tuple(sorted(switches.items()))))
 
 
 # ---------------------------------------------------------------------------------------------
