@@ -49,7 +49,6 @@ def _define_flags() -> None:
 
 def main(argv):
   config_loading.reject_positional(argv)
-  import jax  # pylint: disable=g-import-not-at-top
   # pylint: disable-next=g-import-not-at-top
   from inception_jax.training import compilation_cache, integrity, loop, parallel
 
@@ -67,8 +66,8 @@ def main(argv):
     if message is None:
       raise
     raise UserError(message) from None
-  except jax.errors.JaxRuntimeError as e:
-    message = integrity.peer_failure_message(e, _WORKDIR.value) if jax.process_count() > 1 else None
+  except integrity.PEER_FAILURE_TYPES as e:
+    message = integrity.peer_failure_message(e, _WORKDIR.value)
     if message is None:
       raise
     # Exit now: jax.distributed's shutdown (at exit) would wait for the dead process, then abort.

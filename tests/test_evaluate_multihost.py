@@ -86,7 +86,7 @@ def _launch(setup, crops: int, processes: int, out: str) -> list[subprocess.Pope
              f'--config.eval_batch_size={EVAL_BATCH}', f'--json={out}']
   if processes > 1:
     command += [f'--coordinator_address=127.0.0.1:{port}', f'--num_processes={processes}',
-                '--heartbeat_timeout=20']
+                '--heartbeat_timeout=60']
   return [subprocess.Popen(command + ([f'--process_id={i}'] if processes > 1 else []), cwd=REPO,
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
           for i in range(processes)]

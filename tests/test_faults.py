@@ -427,6 +427,23 @@ def _two_processes(workdir, faults, env, timeout=240):
   return results
 
 
+@pytest.mark.parametrize('error,peer', [
+    # What a gloo all-gather raises when its peer was killed: a ValueError from the dispatch.
+    (ValueError('UNKNOWN: Gloo AllGather failed: [pair.cc:547] Connection closed by peer'), True),
+    (RuntimeError('UNAVAILABLE: Task 1 heartbeat timeout'), True),
+    (ValueError('image_size must be positive'), False),  # a mistake, not a dead process
+    (KeyError('gloo'), False),                           # not a type a collective raises
+])
+def test_a_dead_peer_is_told_from_other_errors(monkeypatch, tmp_path, error, peer):
+  assert integrity.peer_failure_message(error, str(tmp_path)) is None  # one process: never
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  message = integrity.peer_failure_message(error, str(tmp_path))
+  assert (message is not None) == peer
+  if peer:
+    assert 'another process of this job failed' in message and 'all 2 processes' in message
+    assert '\n' not in message
+
+
 @pytest.mark.slow
 def test_killing_one_of_two_processes_stops_the_other_with_an_error_and_both_resume(
     tmp_path, tmp_path_factory):

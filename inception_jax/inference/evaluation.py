@@ -202,10 +202,9 @@ def peer_failure_message(e: BaseException) -> str | None:
   dead process until its heartbeat times out, then abort."""
   import jax  # pylint: disable=g-import-not-at-top
   from inception_jax.training import integrity  # pylint: disable=g-import-not-at-top
-  words = integrity._PEER_FAILURE  # pylint: disable=protected-access  # train.py's, kept as one
-  text = str(e).strip()
-  if jax.process_count() == 1 or not any(w in text.lower() for w in words):
+  if not integrity.is_peer_failure(e):
     return None
+  text = str(e).strip()
   first = text.splitlines()[0][:200] if text else type(e).__name__
   return (f'process {jax.process_index()} of {jax.process_count()}: another process of this job '
           f'failed or was killed ({first}); nothing was evaluated; start all '
@@ -264,11 +263,16 @@ def evaluate(config: Any, checkpoint: str, *, crops: int = 1, batch_size: int | 
   if trained_on and trained_on != info.name:
     log(f'warning: the checkpoint was trained on {trained_on!r}, evaluating on {info.name!r}')
 
+  classifier = Classifier(model, variables, devices, normalization=config.normalization)
+  size = config.image_size
+  # Compile before the first gather: from the views line on, a process only runs batches and
+  # gathers, so a dead peer fails a gather within a batch or two, long before the coordination
+  # service's heartbeat timeout would abort the survivors (a compile can outlast that timeout).
+  image_dtype = ds.element_spec['image'].dtype.as_numpy_dtype
+  classifier(np.zeros((batch * views, size, size, 3), image_dtype))
   per_process = combine_counts([0, 0, 0])  # every process is here: the gathers' connections open
   description = crops_lib.describe_views(crops, config)
   log(f'views: {description}')
-  classifier = Classifier(model, variables, devices, normalization=config.normalization)
-  size = config.image_size
   totals = {'top1': 0, 'top5': 0, 'count': 0}
   start = time.perf_counter()
   num_batches = math.ceil(max_share(info.num_eval_examples, process_count) / batch)

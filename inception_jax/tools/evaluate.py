@@ -66,13 +66,14 @@ def main(argv) -> dict[str, Any]:
                     'or a checkpoints/<step> directory')
   config = config_loading.config_from_flag(_CONFIG, catch=(OSError,))
   import jax  # pylint: disable=g-import-not-at-top
+  from inception_jax.training import integrity  # pylint: disable=g-import-not-at-top
   from inception_jax.training import parallel  # pylint: disable=g-import-not-at-top
   parallel.maybe_initialize_distributed(**_PROCESSES.distributed_kwargs())
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
   try:
     result = evaluate(config, _CHECKPOINT.value, crops=crops, batch_size=_BATCH_SIZE.value,
                       image_size=_IMAGE_SIZE.value, use_ema=_EMA.value, log=log)
-  except jax.errors.JaxRuntimeError as e:
+  except integrity.PEER_FAILURE_TYPES as e:
     message = peer_failure_message(e)
     if message is None:
       raise

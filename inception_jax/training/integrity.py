@@ -252,19 +252,30 @@ def disk_error_message(e: OSError, workdir: str) -> str | None:
           '(or fix the permissions) and run the same command again to resume')
 
 
-# Words in the runtime errors a collective or barrier raises when another process of the job died.
-_PEER_FAILURE = ('gloo', 'connection reset', 'connection refused', 'heartbeat', 'unavailable',
-                 'deadline_exceeded', 'barrier', 'coordination', 'socket closed', 'broken pipe',
-                 'connection closed', 'peer')
+# Words in the errors a collective or barrier raises when another process of the job died. JAX
+# raises them as JaxRuntimeError (a RuntimeError) from an execution and as ValueError from some
+# dispatches (a gloo all-gather whose peer closed its connection).
+PEER_FAILURE_TYPES = (RuntimeError, ValueError)
+_PEER_FAILURE_WORDS = ('gloo', 'connection reset', 'connection refused', 'heartbeat',
+                       'unavailable', 'deadline_exceeded', 'barrier', 'coordination',
+                       'socket closed', 'broken pipe', 'connection closed', 'peer')
+
+
+def is_peer_failure(e: BaseException) -> bool:
+  """Whether ``e``, raised in a multi-process job, says another process of the job is gone."""
+  if jax.process_count() == 1 or not isinstance(e, PEER_FAILURE_TYPES):
+    return False
+  text = str(e).lower()
+  return any(word in text for word in _PEER_FAILURE_WORDS)
 
 
 def peer_failure_message(e: BaseException, workdir: str) -> str | None:
   """A one-line message when ``e`` (raised in a multi-process run) says another process of the
   job is gone, else None. The caller exits at once: ``jax.distributed``'s shutdown barrier would
   wait for the dead process until its heartbeat times out, then abort."""
-  text = str(e).strip()
-  if not any(word in text.lower() for word in _PEER_FAILURE):
+  if not is_peer_failure(e):
     return None
+  text = str(e).strip()
   steps = committed_steps(ckpt_lib.checkpoint_dir(workdir))
   last = (f'the last committed checkpoint is step {steps[0]} in '
           f'{ckpt_lib.checkpoint_dir(workdir)}' if steps else 'no checkpoint was committed yet')
