@@ -73,6 +73,15 @@ def test_imagenet_normalisation_matches_mean_std_at_every_level_and_shape():
   np.testing.assert_allclose(unknown(image), want, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize('size', [224, 299, 40])  # downscaled and upscaled
+def test_resize_of_float_pixels_is_tfs_resize_of_the_uint8_pixels_bit_for_bit(size):
+  """The cheaper resize (cast to float32 first) is TF's bilinear resize of the uint8 pixels."""
+  for i in range(3):
+    pixels = tf.image.decode_jpeg(_jpeg(i, size=(300 + 20 * i, 250)))
+    want = tf.image.resize(pixels, [size, size], method='bilinear', antialias=False)
+    np.testing.assert_array_equal(preprocessing.resize(pixels, size).numpy(), want.numpy())
+
+
 def test_train_view_is_bit_exact_run_to_run():
   image, seed = _jpeg(7), tf.constant([1, 2], tf.int64)
   runs = [preprocessing.preprocess_for_train(image, seed, GOOGLENET).numpy() for _ in range(2)]
