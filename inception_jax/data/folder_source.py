@@ -18,7 +18,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from inception_jax.data.source_base import DatasetInfo, Share, Source, epoch_seeds, even_share
+from inception_jax.data.source_base import (DatasetInfo, Share, Source, as_written, epoch_seeds,
+                                            even_share)
 from inception_jax.errors import UserError
 
 FOLDER_PREFIX = 'folder:'
@@ -61,7 +62,7 @@ def _readable_images(paths: Sequence[str]) -> set[int]:
     return index
 
   ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), list(paths)))
-  ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=False)
+  ds = ds.map(as_written(check), num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=False)
   return {int(i) for i in ds.as_numpy_iterator()}
 
 
@@ -182,5 +183,5 @@ class FolderSource(Source):
     order_seed, _ = epoch_seeds(seed, epoch)
     perm = tf.random.experimental.stateless_shuffle(
         tf.range(size, dtype=tf.int64), seed=order_seed, alg='philox')
-    return tf.data.Dataset.from_tensor_slices(perm).map(
-        lambda i: {'path': tf.gather(share.paths, i), 'label': tf.gather(share.labels, i)})
+    return tf.data.Dataset.from_tensor_slices(perm).map(as_written(
+        lambda i: {'path': tf.gather(share.paths, i), 'label': tf.gather(share.labels, i)}))

@@ -70,7 +70,8 @@ from inception_jax.data import preprocessing
 from inception_jax.data import service
 from inception_jax.data import sources
 from inception_jax.data.folder_source import FOLDER_PREFIX
-from inception_jax.data.source_base import DatasetInfo, Share, Source, dataset_options, max_share
+from inception_jax.data.source_base import (DatasetInfo, Share, Source, as_written,
+                                            dataset_options, max_share)
 
 _MAX_EPOCHS = 2**40  # "Infinite" epoch counter for the train dataset.
 
@@ -188,11 +189,11 @@ def create_train_dataset(config: Any, *, start_step: int = 0,
     ds = ds.take(steps * local).enumerate()
     skip = tf.where(tf.equal(epoch, start_epoch), tf.constant(start_batch * local, tf.int64),
                     tf.constant(0, tf.int64))
-    return ds.skip(skip).map(lambda index, ex: (epoch, index, ex))
+    return ds.skip(skip).map(as_written(lambda index, ex: (epoch, index, ex)))
 
-  ds = tf.data.Dataset.range(start_epoch, _MAX_EPOCHS).flat_map(one_epoch)
+  ds = tf.data.Dataset.range(start_epoch, _MAX_EPOCHS).flat_map(as_written(one_epoch))
   preprocess = _train_preprocess(config, seed, process_index)
-  ds = ds.map(lambda epoch, index, ex: preprocess(epoch, index, ex)[1],
+  ds = ds.map(as_written(lambda epoch, index, ex: preprocess(epoch, index, ex)[1]),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(local, drop_remainder=True)
   return ds.prefetch(tf.data.AUTOTUNE).with_options(dataset_options())
@@ -232,9 +233,9 @@ def _service_train_batches(config: Any, start_step: int, process_index: int | No
     epoch = tf.constant(epoch, tf.int64)
     ds = source.epoch(share, share.size, epoch, seed, int(config.shuffle_buffer))
     ds = ds.take(steps * local).enumerate().skip(skip(int(epoch)))
-    ds = service.shard_hint(ds).map(lambda index, ex: preprocess(epoch, index, ex),
+    ds = service.shard_hint(ds).map(as_written(lambda index, ex: preprocess(epoch, index, ex)),
                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.map(lambda index, ex: {'index': index, **ex}).batch(local)
+    ds = ds.map(as_written(lambda index, ex: {'index': index, **ex})).batch(local)
     return ds.prefetch(tf.data.AUTOTUNE)
 
   def skip(epoch: int) -> int:
@@ -274,7 +275,8 @@ def create_eval_dataset(config: Any, *, process_index: int | None = None,
             'label': tf.cast(ex['label'], tf.int32),
             'mask': tf.constant(True)}
 
-  ds = share.dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = share.dataset.map(as_written(preprocess), num_parallel_calls=tf.data.AUTOTUNE,
+                         deterministic=True)
   padding = tf.data.Dataset.from_tensors({
       'image': tf.zeros(ds.element_spec['image'].shape, dtype),
       'label': tf.constant(0, tf.int32),

@@ -90,7 +90,7 @@ def block_shuffle(ds: tf.data.Dataset, block: int, seed: tf.Tensor) -> tf.data.D
         alg='philox')
     return tf.nest.map_structure(lambda x: tf.gather(x, perm), records)
 
-  return ds.batch(block).enumerate().map(permute).prefetch(1).unbatch()
+  return ds.batch(block).enumerate().map(as_written(permute)).prefetch(1).unbatch()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +124,15 @@ class Source:
     """One shuffled pass over ``share`` for ``epoch`` (a scalar int64 tensor)."""
     _, shuffle_seed = epoch_seeds(seed, epoch)
     return block_shuffle(share.dataset, min(shuffle_buffer, size), shuffle_seed)
+
+
+def as_written(fn):
+  """``fn`` for ``Dataset.map`` (and ``flat_map``, ``interleave``) traced as written, without
+  AutoGraph: tf.data otherwise rewrites every map function and each function it calls (TFDS's
+  feature decoding, the preprocessing) from its source, seconds of work whenever a pipeline is
+  built. The pipeline's functions branch with ``tf.cond`` and loop in Python only over Python
+  values, so AutoGraph has nothing to convert in them."""
+  return tf.autograph.experimental.do_not_convert(fn)
 
 
 def dataset_options() -> tf.data.Options:

@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from inception_jax.config import schema
 from inception_jax.data import digits as digits_lib
 from inception_jax.data.quiet import quiet_tfds
-from inception_jax.data.source_base import (DatasetInfo, Share, Source, block_shuffle,
+from inception_jax.data.source_base import (DatasetInfo, Share, Source, as_written, block_shuffle,
                                             dataset_options, epoch_seeds)
 from inception_jax.errors import UserError
 
@@ -102,7 +102,7 @@ class TfdsSource(Source):
         split=share, shuffle_files=False, decoders=decoders,
         read_config=tfds.ReadConfig(options=dataset_options(), try_autocache=False,
                                     skip_prefetch=True))
-    ds = ds.map(self._select)
+    ds = ds.map(as_written(self._select))
     files = None
     if self._builder.info.file_format == tfds.core.FileFormat.TFRECORD:
       instructions = self._builder.info.splits[share].file_instructions
@@ -136,7 +136,8 @@ class TfdsSource(Source):
     decoders = {self._image_key: tfds.decode.SkipDecoding()} if self._skip_decoding else None
     features = self._builder.info.features
     ds = tf.data.Dataset.from_tensor_slices(order).interleave(
-        read_file, cycle_length=min(16, num_files), block_length=1,
+        as_written(read_file), cycle_length=min(16, num_files), block_length=1,
         num_parallel_calls=min(16, num_files), deterministic=True)
-    ds = ds.map(lambda r: self._select(features.deserialize_example(r, decoders=decoders)))
+    ds = ds.map(as_written(
+        lambda r: self._select(features.deserialize_example(r, decoders=decoders))))
     return block_shuffle(ds, min(shuffle_buffer, size), shuffle_seed)

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 
 from inception_jax.config import schema
 from inception_jax.data import input_pipeline, preprocessing, sources
-from inception_jax.data.source_base import dataset_options
+from inception_jax.data.source_base import as_written, dataset_options
 
 DEFINITION = ('decode_and_crop_jpeg of the window the recipe decodes (same files, same seeds), '
               'read as the pipeline reads, in a tf.data map with the same parallelism and batch; '
@@ -49,7 +49,7 @@ def train_iterator(config: Any) -> Iterator[dict[str, np.ndarray]]:
         _bytes(ex), input_pipeline.example_seed(seed, 0, epoch, index), config)
     return {'pixel': window[0, 0, 0], 'label': ex['label']}
 
-  ds = ds.enumerate().repeat().map(decode, num_parallel_calls=tf.data.AUTOTUNE,
+  ds = ds.enumerate().repeat().map(as_written(decode), num_parallel_calls=tf.data.AUTOTUNE,
                                    deterministic=True)
   return _finish(ds, schema.local_batch_size(config, 'global_batch_size', num_processes=1))
 
@@ -63,5 +63,5 @@ def eval_iterator(config: Any) -> Iterator[dict[str, np.ndarray]]:
     window = preprocessing.decode_for_eval(_bytes(ex), config)
     return {'pixel': window[0, 0, 0], 'label': ex['label']}
 
-  ds = share.dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = share.dataset.map(as_written(decode), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return _finish(ds, schema.local_batch_size(config, 'eval_batch_size', num_processes=1))
