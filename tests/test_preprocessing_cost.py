@@ -40,12 +40,12 @@ def test_train_and_eval_views_match_the_direct_arithmetic(config):
   for i in range(4):
     image, seed = _jpeg(i), tf.constant([i, 3], tf.int64)
     new = preprocessing.preprocess_for_train(image, seed, config).numpy()
-    # The same crop, flip and resize; only the normalisation is the direct formula.
+    # The same crop, resize and flip; only the normalisation is the direct formula.
     crop_seed, flip_seed = preprocessing._train_seeds(seed)  # pylint: disable=protected-access
     window = preprocessing.decode_for_train(image, seed, config)
-    flipped = tf.image.stateless_random_flip_left_right(window, flip_seed)
-    direct = _direct_normalize(preprocessing.resize(flipped, config['image_size']),
-                               config['normalization']).numpy()
+    flipped = tf.image.stateless_random_flip_left_right(
+        preprocessing.resize(window, config['image_size']), flip_seed)
+    direct = _direct_normalize(flipped, config['normalization']).numpy()
     np.testing.assert_allclose(new, direct, rtol=0, atol=TOLERANCE)
     if config['normalization'] == 'inception':
       np.testing.assert_array_equal(new, direct)  # unchanged arithmetic: bit-exact
@@ -80,6 +80,30 @@ def test_resize_of_float_pixels_is_tfs_resize_of_the_uint8_pixels_bit_for_bit(si
     pixels = tf.image.decode_jpeg(_jpeg(i, size=(300 + 20 * i, 250)))
     want = tf.image.resize(pixels, [size, size], method='bilinear', antialias=False)
     np.testing.assert_array_equal(preprocessing.resize(pixels, size).numpy(), want.numpy())
+
+
+@pytest.mark.parametrize('size', [224, 299, 40])
+def test_flipping_after_the_resize_equals_flipping_before_it_up_to_float_rounding(size):
+  """The training view flips the resized image; the half-pixel-centred bilinear resize is
+  mirror-symmetric, so that is the mirrored crop resized, up to float rounding of the sample
+  positions (measured: at most 0.007 of 255 on photographs), and the uint8 pixels agree to 1."""
+  for i in range(3):
+    window = tf.image.decode_jpeg(_jpeg(i, size=(300 + 20 * i, 250)))[5:200, 10:240]
+    after = tf.reverse(preprocessing.resize(window, size), [1]).numpy()
+    before = preprocessing.resize(tf.reverse(window, [1]), size).numpy()
+    np.testing.assert_allclose(after, before, rtol=0, atol=0.01)
+    pixels = [preprocessing.to_pixels(x).numpy().astype(int) for x in (after, before)]
+    assert np.abs(pixels[0] - pixels[1]).max() <= 1
+
+
+def test_uint8_training_view_is_the_rounded_float_view():
+  """pixels_for_train flips after rounding, train_view before: the same pixels, bit for bit."""
+  for config in (GOOGLENET, INCEPTION_V3, {**GOOGLENET, 'augment': 'pad_and_crop'}):
+    for i in range(4):
+      image, seed = _jpeg(i), tf.constant([i, 5], tf.int64)
+      np.testing.assert_array_equal(
+          preprocessing.pixels_for_train(image, seed, config).numpy(),
+          preprocessing.to_pixels(preprocessing.train_view(image, seed, config)).numpy())
 
 
 def test_train_view_is_bit_exact_run_to_run():

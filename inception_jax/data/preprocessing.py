@@ -182,13 +182,15 @@ def normalize(image: tf.Tensor, normalization: str = 'inception') -> tf.Tensor:
 
 
 def to_pixels(image: tf.Tensor) -> tf.Tensor:
-  """Float 0..255 -> uint8: rounded to the nearest integer (ties to even) and clipped to
-  [0, 255], so a pixel moves by at most 0.5 (1/255 of the range, half a quantisation step).
+  """Float 0..255 -> uint8, rounded to the nearest integer (ties to even), so a pixel moves by at
+  most 0.5 (half a quantisation step).
 
-  Bilinear resizing keeps values between their neighbours, so the clip only catches float
-  rounding; the rounding is the whole difference from the float path.
+  For resized pixels only: bilinear and triangle-filter resizes weight their neighbours with
+  non-negative weights summing to one, so values stay in [0, 255] up to float rounding, which the
+  rounding absorbs; a clip would be a third pass over the image for nothing. The rounding is the
+  whole difference from the float path.
   """
-  return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+  return tf.cast(tf.round(image), tf.uint8)
 
 
 def pad_and_crop(image: tf.Tensor, padding: int, seed: tf.Tensor) -> tf.Tensor:
@@ -239,13 +241,20 @@ def preprocess_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.T
 
 
 def pixels_for_train(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.Tensor:
-  """Training view of one image as uint8 pixels (:func:`train_view`, :func:`to_pixels`)."""
-  return to_pixels(train_view(image, seed, config))
+  """Training view of one image as uint8 pixels: ``to_pixels(train_view(...))``, flipped after
+  the rounding (a uint8 image is a quarter of the bytes to move; flip and rounding commute)."""
+  crop_seed, flip_seed = _train_seeds(seed)
+  return _random_flip(to_pixels(_cropped_and_resized(image, crop_seed, config)), flip_seed,
+                      config)
 
 
 def train_view(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.Tensor:
-  """Training view of one image, float32 0..255: random crop (or none), random flip, resize;
+  """Training view of one image, float32 0..255: random crop (or none), resize, random flip;
   ``pad_and_crop`` resizes first and then shifts.
+
+  The flip comes after the resize: the half-pixel-centred bilinear resize is symmetric under a
+  left-right mirror, so this equals flipping the crop first up to float rounding
+  (``tests/test_preprocessing_cost.py``), and the resized image is usually the smaller one.
 
   Args:
     image: encoded bytes (scalar tf.string) or uint8 [H, W, C].
@@ -253,24 +262,29 @@ def train_view(image: tf.Tensor, seed: tf.Tensor, config: Any) -> tf.Tensor:
     config: reads ``image_size``, ``augment``, ``crop_area_range``, ``aspect_ratio_range``,
       ``crop_padding``, ``random_flip``.
   """
+  crop_seed, flip_seed = _train_seeds(seed)
+  return _random_flip(_cropped_and_resized(image, crop_seed, config), flip_seed, config)
+
+
+def _cropped_and_resized(image: tf.Tensor, crop_seed: tf.Tensor, config: Any) -> tf.Tensor:
+  """:func:`train_view` before its flip: float32 [image_size, image_size, 3]."""
   image_size = int(_get(config, 'image_size', 224))
   augment = _get(config, 'augment', 'inception_crop')
-  crop_seed, flip_seed = _train_seeds(seed)
   if augment == 'pad_and_crop':
     # Resized first, so crop_padding counts output pixels (the CIFAR convention).
-    image = pad_and_crop(resize(decode(image), image_size), int(_get(config, 'crop_padding', 4)),
-                         crop_seed)
-  elif augment == 'inception_crop':
-    image = decode_and_crop(image, _train_window_fn(crop_seed, config))
-  elif augment == 'resize':
-    image = decode(image)
-  else:
-    raise ValueError(f'unknown augment {augment!r}; use one of {AUGMENTATIONS}')
-  if _get(config, 'random_flip', True):
-    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-  if augment != 'pad_and_crop':
-    image = resize(image, image_size)
-  return image
+    return pad_and_crop(resize(decode(image), image_size), int(_get(config, 'crop_padding', 4)),
+                        crop_seed)
+  if augment == 'inception_crop':
+    return resize(decode_and_crop(image, _train_window_fn(crop_seed, config)), image_size)
+  if augment == 'resize':
+    return resize(decode(image), image_size)
+  raise ValueError(f'unknown augment {augment!r}; use one of {AUGMENTATIONS}')
+
+
+def _random_flip(image: tf.Tensor, flip_seed: tf.Tensor, config: Any) -> tf.Tensor:
+  if not _get(config, 'random_flip', True):
+    return image
+  return tf.image.stateless_random_flip_left_right(image, flip_seed)
 
 
 def preprocess_for_eval(image: tf.Tensor, config: Any) -> tf.Tensor:
