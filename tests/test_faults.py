@@ -30,7 +30,7 @@ from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.training import integrity
 from inception_jax.training import loop
 
-pytestmark = pytest.mark.slow  # every test but two trivial ones trains, in-process or in subprocesses
+pytestmark = pytest.mark.slow  # all but the few trivial tests train, in-process or in subprocesses
 
 NUM_DEVICES = 2   # as tests/test_checkpoint.py: the same compiled programs
 

@@ -62,7 +62,8 @@ def _readable_images(paths: Sequence[str]) -> set[int]:
     return index
 
   ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), list(paths)))
-  ds = ds.map(as_written(check), num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=False)
+  ds = ds.map(as_written(check), num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.ignore_errors(log_warning=False)
   return {int(i) for i in ds.as_numpy_iterator()}
 
 

@@ -5,12 +5,13 @@ r"""Top-1 / top-5 of a checkpoint on a whole evaluation split, with 1, 10 or 144
       --checkpoint=converted/googlenet --crops=144 --config.data_dir=/data/tfds --json=eval.json
 
 The checkpoint (a training workdir, a converted directory or one ``checkpoints/<step>``; see
-:mod:`inception_jax.inference.restore`) decides the model, its weights (EMA when kept) and the input size; the
-config decides the dataset (``dataset``, ``data_dir``, ``eval_split``), ``eval_crop_fraction`` and
-``eval_batch_size``. ``normalization`` is a property of the weights: the checkpoint's (metadata or
-its run's ``config.json``) wins over the config's, with a warning when they differ.
+:mod:`inception_jax.inference.restore`) decides the model, its weights (EMA when kept) and the input
+size; the config decides the dataset (``dataset``, ``data_dir``, ``eval_split``),
+``eval_crop_fraction`` and ``eval_batch_size``. ``normalization`` is a property of the weights: the
+checkpoint's (metadata or its run's ``config.json``) wins over the config's, with a warning when
+they differ.
 
-Crop protocols (:mod:`inception_jax.data.crops`): 1 = the input pipeline's centre crop; 10 = corners +
+Crop protocols (:mod:`inception_jax.data.crops`): 1 = the input pipeline's centre crop; 10 = corners,
 centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol (Szegedy et al.
 2015, Sec. 7). The mirrored views only when the config's ``random_flip`` is on (a model trained
 without mirror images, like the digits quick start's, gets 5 or 72 views); the first line printed

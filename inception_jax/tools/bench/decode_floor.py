@@ -63,5 +63,6 @@ def eval_iterator(config: Any) -> Iterator[dict[str, np.ndarray]]:
     window = preprocessing.decode_for_eval(_bytes(ex), config)
     return {'pixel': window[0, 0, 0], 'label': ex['label']}
 
-  ds = share.dataset.map(as_written(decode), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = share.dataset.map(as_written(decode), num_parallel_calls=tf.data.AUTOTUNE,
+                         deterministic=True)
   return _finish(ds, schema.local_batch_size(config, 'eval_batch_size', num_processes=1))
