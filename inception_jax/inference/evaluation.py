@@ -11,8 +11,8 @@ size; the config decides the dataset (``dataset``, ``data_dir``, ``eval_split``)
 checkpoint's (metadata or its run's ``config.json``) wins over the config's, with a warning when
 they differ.
 
-Crop protocols (:mod:`inception_jax.data.crops`): 1 = the input pipeline's centre crop; 10 = corners,
-centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol (Szegedy et al.
+Crop protocols (:mod:`inception_jax.data.crops`): 1 = the input pipeline's centre crop; 10 =
+corners, centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol (Szegedy et al.
 2015, Sec. 7). The mirrored views only when the config's ``random_flip`` is on (a model trained
 without mirror images, like the digits quick start's, gets 5 or 72 views); the first line printed
 says which views are used. Softmax probabilities are averaged over an image's views. Every example
