@@ -11,13 +11,13 @@ size; the config decides the dataset (``dataset``, ``data_dir``, ``eval_split``)
 checkpoint's (metadata or its run's ``config.json``) wins over the config's, with a warning when
 they differ.
 
-Crop protocols (:mod:`inception_jax.data.crops`): 1 = the input pipeline's centre crop; 10 =
-corners, centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol (Szegedy et al.
-2015, Sec. 7). The mirrored views only when the config's ``random_flip`` is on (a model trained
-without mirror images, like the digits quick start's, gets 5 or 72 views); the first line printed
-says which views are used. Softmax probabilities are averaged over an image's views. Every example
-of the split is counted exactly once: the last batch is padded and the padding masked, and
-``num_examples`` in the result is checked against the split size.
+Crop protocols (:mod:`inception_jax.data.crops`): 1 = the input pipeline's centre crop; 10 = the
+corners, the centre and mirrors (Krizhevsky et al. 2012); 144 = the GoogLeNet paper's protocol
+(Szegedy et al. 2015, Sec. 7). The mirrored views only when the config's ``random_flip`` is on (a
+model trained without mirror images, like the digits quick start's, gets 5 or 72 views); the first
+line printed says which views are used. Softmax probabilities are averaged over an image's views.
+Every example of the split is counted exactly once: the last batch is padded and the padding
+masked, and ``num_examples`` in the result is checked against the split size.
 
 Progress: a bar with an ETA when stderr is a terminal, else a plain line every tenth of the batches
 or 30 s (batches done / total, elapsed, ETA).
