@@ -24,6 +24,7 @@ from inception_jax.convert import torchvision as convert
 from inception_jax import models
 from inception_jax.tools import convert as convert_cli
 from inception_jax.errors import UserError
+from _parity import RTOL, rel_err  # pylint: disable=g-bad-import-order
 
 try:
   import torch
@@ -36,16 +37,10 @@ needs_torch = pytest.mark.skipif(
     'conversion parity with torchvision is checked only with them')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RTOL = 1e-5
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 SIZES = {'googlenet_tv': 224, 'inception_v3': 299}   # the released models' input sizes
 AUX_NAMES = {'googlenet_tv': ('aux1', 'aux2'), 'inception_v3': ('aux',)}
-
-
-def rel_err(actual, reference) -> float:
-  actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-  return float(np.max(np.abs(actual - reference)) / np.max(np.abs(reference)))
 
 
 _APPLY = {}

@@ -21,12 +21,13 @@ from inception_jax.convert import common
 from inception_jax.convert import keras as keras_convert
 from inception_jax.errors import UserError
 from inception_jax.tools import convert as convert_cli
+from _parity import RTOL  # pylint: disable=g-bad-import-order
 
 SIZE = 75            # Keras's smallest InceptionV3 input (include_top=True accepts it)
 CLASSES = 10
 # float32 on CPU at 75 px: max |diff| 9.5e-7, i.e. 8.4e-7 of max |logit| (torchvision's parity is
-# 1.3e-6); the bound leaves room for other kernels. With count_include_pad=True it is 0.19.
-REL_TOL = 1e-5
+# 1.3e-6); the bound, _parity.RTOL, leaves room for other kernels. With count_include_pad=True it
+# is 0.19.
 
 
 def _param_count(**overrides) -> tuple[int, int]:
@@ -162,10 +163,10 @@ def test_logits_match_keras(tmp_path, capsys):
 
   scale = np.max(np.abs(expected))
   err = np.max(np.abs(logits(model) - expected))
-  assert scale > 0.1 and err / scale < REL_TOL, (err, err / scale)
+  assert scale > 0.1 and err / scale < RTOL, (err, err / scale)
   # The parity depends on every switch: the torchvision-style pool misses it by far.
   wrong = np.max(np.abs(logits(model.clone(avg_pool_count_include_pad=True)) - expected))
-  assert wrong / scale > 1e3 * REL_TOL, wrong / scale
+  assert wrong / scale > 1e3 * RTOL, wrong / scale
 
   # The weights-only file converts to the same arrays.
   _cli(tmp_path / 'v3.weights.h5', tmp_path / 'out2')

@@ -25,6 +25,7 @@ from inception_jax import models
 from inception_jax.convert import timm as timm_convert
 from inception_jax.errors import UserError
 from inception_jax.tools import convert as convert_cli
+from _parity import RTOL, rel_err  # pylint: disable=g-bad-import-order
 
 try:
   import timm
@@ -37,14 +38,8 @@ needs_timm = pytest.mark.skipif(
     'timm is checked only with it')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RTOL = 1e-5
 SMALL = 75      # the smallest input timm's (torchvision's) Inception v3 takes without its aux head
 VARIANTS = sorted(timm_convert.VARIANTS)
-
-
-def rel_err(actual, reference) -> float:
-  actual, reference = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-  return float(np.max(np.abs(actual - reference)) / np.max(np.abs(reference)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -26,15 +26,13 @@ from inception_jax.inference import export as export_lib
 from inception_jax.inference import prediction
 from inception_jax.inference import restore
 from inception_jax.tools import export as export_tool
+from _parity import RTOL  # pylint: disable=g-bad-import-order
 from _training_helpers import random_variables  # pylint: disable=g-bad-import-order
 
 SIZE = 16
 MODEL = 'googlenet_tv'
 OVERRIDES = {'width_multiplier': 0.0625, 'aux_logits': False}
 NAMES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
-# float32 through different XLA programs (JAX's backend lowering vs the exported plain layers),
-# relative to the largest logit.
-RTOL = 1e-5
 
 
 def _save(directory, model_name: str = MODEL, **meta) -> str:
