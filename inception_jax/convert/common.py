@@ -108,12 +108,10 @@ def save_converted(out_dir: str | os.PathLike, variables: PyTree, meta: Mapping[
   ``DIR/checkpoints/0/metadata`` (JSON) and a copy of that JSON as ``DIR/meta.json`` for people
   and tools that do not want Orbax. Returns the checkpoint directory.
   """
+  from inception_jax.inference import export  # pylint: disable=g-import-not-at-top
   from inception_jax.training import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
 
-  out_dir = os.fspath(out_dir)
-  if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
-    raise UserError(f'--out {out_dir} already exists and is not an empty directory; '
-                    'choose a new directory')
+  out_dir = export.check_out_dir(out_dir)  # new or empty, as for an export: nothing overwritten
   try:
     os.makedirs(out_dir, exist_ok=True)
   except OSError as e:
