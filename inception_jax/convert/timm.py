@@ -111,10 +111,8 @@ def _check_architecture(v: TimmVariant, state_dict: Mapping[str, Any], source: s
   signature = models.spec(v.model).torchvision_layout.signature
   keys = [k for k in state_dict if not k.endswith(tv.IGNORED_SUFFIXES)]
   if not any(k == signature or k.endswith('.' + signature) for k in keys):
-    more = f' (+{len(keys) - 3} more)' if len(keys) > 3 else ''
     raise UserError(f'{source} is not a timm {v.model} state dict (no {signature}; it has '
-                    f'{len(keys)} arrays: {", ".join(keys[:3])}{more}); pass the weights of '
-                    f'{v.timm_name}')
+                    f'{len(keys)} arrays: {tv.few_keys(keys)}); pass the weights of {v.timm_name}')
 
 
 def convert_state_dict(timm_name: str, state_dict: Mapping[str, Any],

@@ -173,7 +173,8 @@ def _strip_wrapper_prefix(keys: list[str]) -> str:
   return ''
 
 
-def _few(keys, n: int = 3) -> str:
+def few_keys(keys, n: int = 3) -> str:
+  """The first ``n`` keys and how many more, for one-line messages about a state dict."""
   keys = list(keys)
   more = f' (+{len(keys) - n} more)' if len(keys) > n else ''
   return ', '.join(keys[:n]) + more
@@ -200,7 +201,7 @@ def inspect_state_dict(model_name: str, state_dict: Mapping[str, Any],
     missing = [k for k in expected if k not in state_dict]
     raise UserError(f'{source} is not a torchvision {spec.torchvision_name} state dict: '
                     f'{len(missing)} of its {len(expected)} arrays are missing '
-                    f'({_few(missing)}); it has {len(keys)} arrays ({_few(keys)})')
+                    f'({few_keys(missing)}); it has {len(keys)} arrays ({few_keys(keys)})')
   fc = state_dict.get('fc.weight')
   if fc is None or np.ndim(fc) != 2:
     raise UserError(f'{source} has no 2-D classifier weight fc.weight; it is not a complete '
@@ -234,9 +235,9 @@ def convert_state_dict(model_name: str, state_dict: Mapping[str, Any],
   if missing or unexpected:
     parts = []
     if missing:
-      parts.append(f'{len(missing)} missing ({_few(missing)})')
+      parts.append(f'{len(missing)} missing ({few_keys(missing)})')
     if unexpected:
-      parts.append(f'{len(unexpected)} unexpected ({_few(unexpected)})')
+      parts.append(f'{len(unexpected)} unexpected ({few_keys(unexpected)})')
     raise UserError(f'{source} does not match torchvision {spec.torchvision_name} '
                     f'(num_classes={num_classes}, aux heads {"on" if has_aux else "off"}): '
                     f'{" and ".join(parts)} arrays')
@@ -249,8 +250,8 @@ def convert_state_dict(model_name: str, state_dict: Mapping[str, Any],
       bad = [k for k, (_, s) in layout.items() if np.shape(given[k]) != _torch_shape(s)]
       raise UserError(f'{source}: {key} has shape {tuple(array.shape)} but torchvision '
                       f'{spec.torchvision_name} with {num_classes} classes has {expected} '
-                      f'({len(bad)} arrays differ: {_few(bad)}); only the number of classes may '
-                      'differ from the published architecture')
+                      f'({len(bad)} arrays differ: {few_keys(bad)}); only the number of classes '
+                      'may differ from the published architecture')
     if not np.issubdtype(array.dtype, np.floating):
       raise UserError(f'{source}: {key} has dtype {array.dtype}, expected floating point')
     array = array.astype(np.float32)
@@ -386,4 +387,4 @@ def convert_file(model_name: str, weights: str, out_dir: str, *, transform_input
 
 
 __all__ = ['META_FILE', 'conversion_metadata', 'convertible', 'convert_file', 'convert_state_dict',
-           'inspect_state_dict', 'load_torch_state_dict', 'save_converted', 'torch_layout']
+           'few_keys', 'inspect_state_dict', 'load_torch_state_dict', 'save_converted', 'torch_layout']
