@@ -387,4 +387,5 @@ def convert_file(model_name: str, weights: str, out_dir: str, *, transform_input
 
 
 __all__ = ['META_FILE', 'conversion_metadata', 'convertible', 'convert_file', 'convert_state_dict',
-           'few_keys', 'inspect_state_dict', 'load_torch_state_dict', 'save_converted', 'torch_layout']
+           'few_keys', 'inspect_state_dict', 'load_torch_state_dict', 'save_converted',
+           'torch_layout']
