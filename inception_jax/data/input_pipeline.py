@@ -58,6 +58,7 @@ yield the same number of batches and ``sum(mask)`` over processes equals the spl
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Iterator
 
 import ml_dtypes
@@ -169,33 +170,57 @@ def _train_preprocess(config: Any, seed: tf.Tensor, process_index: int
   return preprocess
 
 
+@dataclasses.dataclass(frozen=True)
+class _TrainShare:
+  """This process's share of the training split and where a run starting at ``start_step`` is
+  in it: what the local pipeline and the tf.data service path both start from."""
+  source: Source
+  share: Share
+  process_index: int
+  local: int           # this process's batch
+  steps: int           # full batches per epoch
+  start_epoch: int
+  start_batch: int     # batches of start_epoch already trained on
+  seed: tf.Tensor
+
+  @classmethod
+  def open(cls, config: Any, start_step: int, process_index: int | None,
+           process_count: int | None) -> '_TrainShare':
+    source, share, (process_index, process_count) = _open_split(
+        config, 'train', process_index, process_count)
+    local = schema.local_batch_size(config, 'global_batch_size', num_processes=process_count)
+    steps = schema.steps_per_epoch(config, source.info.num_train_examples, process_count)
+    if start_step < 0:
+      raise ValueError(f'start_step must be >= 0, got {start_step}')
+    start_epoch, start_batch = divmod(int(start_step), steps)
+    return cls(source, share, process_index, local, steps, start_epoch, start_batch,
+               tf.constant(sources.config_seed(config), tf.int64))
+
+  def numbered_epoch(self, config: Any, epoch: tf.Tensor) -> tf.data.Dataset:
+    """Epoch ``epoch``'s records, shuffled, cut to whole batches and numbered ``(index, ex)``."""
+    ds = self.source.epoch(self.share, self.share.size, epoch, self.seed,
+                           int(config.shuffle_buffer))
+    return ds.take(self.steps * self.local).enumerate()
+
+
 def create_train_dataset(config: Any, *, start_step: int = 0,
                          process_index: int | None = None,
                          process_count: int | None = None) -> tf.data.Dataset:
   """The infinite training ``tf.data.Dataset`` behind :func:`create_train_iterator`."""
-  source, share, (process_index, process_count) = _open_split(
-      config, 'train', process_index, process_count)
-  local = schema.local_batch_size(config, 'global_batch_size', num_processes=process_count)
-  size = share.size
-  steps = schema.steps_per_epoch(config, source.info.num_train_examples, process_count)
-  if start_step < 0:
-    raise ValueError(f'start_step must be >= 0, got {start_step}')
-  start_epoch, start_batch = divmod(int(start_step), steps)
-  seed = tf.constant(sources.config_seed(config), tf.int64)
-  shuffle_buffer = int(config.shuffle_buffer)
+  train = _TrainShare.open(config, start_step, process_index, process_count)
 
   def one_epoch(epoch):
-    ds = source.epoch(share, size, epoch, seed, shuffle_buffer)
-    ds = ds.take(steps * local).enumerate()
-    skip = tf.where(tf.equal(epoch, start_epoch), tf.constant(start_batch * local, tf.int64),
+    skip = tf.where(tf.equal(epoch, train.start_epoch),
+                    tf.constant(train.start_batch * train.local, tf.int64),
                     tf.constant(0, tf.int64))
-    return ds.skip(skip).map(as_written(lambda index, ex: (epoch, index, ex)))
+    ds = train.numbered_epoch(config, epoch).skip(skip)
+    return ds.map(as_written(lambda index, ex: (epoch, index, ex)))
 
-  ds = tf.data.Dataset.range(start_epoch, _MAX_EPOCHS).flat_map(as_written(one_epoch))
-  preprocess = _train_preprocess(config, seed, process_index)
+  ds = tf.data.Dataset.range(train.start_epoch, _MAX_EPOCHS).flat_map(as_written(one_epoch))
+  preprocess = _train_preprocess(config, train.seed, train.process_index)
   ds = ds.map(as_written(lambda epoch, index, ex: preprocess(epoch, index, ex)[1]),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.batch(local, drop_remainder=True)
+  ds = ds.batch(train.local, drop_remainder=True)
   return ds.prefetch(tf.data.AUTOTUNE).with_options(dataset_options())
 
 
@@ -219,31 +244,24 @@ def _service_train_batches(config: Any, start_step: int, process_index: int | No
                            process_count: int | None) -> service.ServiceBatches:
   """The training batches decoded and augmented by ``config.data_service``'s workers."""
   service.probe(config.data_service)
-  source, share, (process_index, process_count) = _open_split(
-      config, 'train', process_index, process_count)
-  local = schema.local_batch_size(config, 'global_batch_size', num_processes=process_count)
-  steps = schema.steps_per_epoch(config, source.info.num_train_examples, process_count)
-  if start_step < 0:
-    raise ValueError(f'start_step must be >= 0, got {start_step}')
-  start_epoch, start_batch = divmod(int(start_step), steps)
-  seed = tf.constant(sources.config_seed(config), tf.int64)
-  preprocess = _train_preprocess(config, seed, process_index)
+  train = _TrainShare.open(config, start_step, process_index, process_count)
+  preprocess = _train_preprocess(config, train.seed, train.process_index)
 
   def make_epoch(epoch: int) -> tf.data.Dataset:
-    epoch = tf.constant(epoch, tf.int64)
-    ds = source.epoch(share, share.size, epoch, seed, int(config.shuffle_buffer))
-    ds = ds.take(steps * local).enumerate().skip(skip(int(epoch)))
-    ds = service.shard_hint(ds).map(as_written(lambda index, ex: preprocess(epoch, index, ex)),
+    number = tf.constant(epoch, tf.int64)
+    ds = train.numbered_epoch(config, number).skip(skip(epoch))
+    ds = service.shard_hint(ds).map(as_written(lambda index, ex: preprocess(number, index, ex)),
                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.map(as_written(lambda index, ex: {'index': index, **ex})).batch(local)
+    ds = ds.map(as_written(lambda index, ex: {'index': index, **ex})).batch(train.local)
     return ds.prefetch(tf.data.AUTOTUNE)
 
   def skip(epoch: int) -> int:
-    return start_batch * local if epoch == start_epoch else 0
+    return train.start_batch * train.local if epoch == train.start_epoch else 0
 
-  return service.ServiceBatches(make_epoch, address=config.data_service, start_epoch=start_epoch,
-                                epoch_size=steps * local, skip=skip, batch_size=local,
-                                process_index=process_index)
+  return service.ServiceBatches(make_epoch, address=config.data_service,
+                                start_epoch=train.start_epoch,
+                                epoch_size=train.steps * train.local, skip=skip,
+                                batch_size=train.local, process_index=train.process_index)
 
 
 def create_eval_dataset(config: Any, *, process_index: int | None = None,
