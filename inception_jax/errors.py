@@ -20,6 +20,13 @@ class UserError(ValueError):
   """Bad input the user can fix: the message is one line and says what to do."""
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+  """How a library's error is quoted inside one of our one-line messages: the first line of its
+  text (its type name when it has none), at most ``limit`` characters."""
+  text = str(error).strip()
+  return (text.splitlines()[0] if text else type(error).__name__)[:limit]
+
+
 def fail(message: str) -> NoReturn:
   """Print ``error: message`` to stderr and exit with status 2."""
   print(f"error: {message}", file=sys.stderr, flush=True)

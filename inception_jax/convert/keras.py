@@ -53,7 +53,7 @@ import numpy as np
 
 from inception_jax.convert import common
 from inception_jax.convert.common import PyTree, save_converted
-from inception_jax.errors import UserError
+from inception_jax.errors import UserError, first_line
 
 SOURCE = 'keras'
 ARCHITECTURE = 'keras.applications.InceptionV3'
@@ -113,11 +113,6 @@ def flax_layout(num_classes: int) -> dict[tuple[str, ...], tuple[int, ...]]:
 # Reading the file.
 
 
-def _first_line(e: BaseException) -> str:
-  text = str(e).strip()
-  return (text.splitlines()[0] if text else type(e).__name__)[:200]
-
-
 def _weight_shapes(path: str) -> list[tuple[int, ...]]:
   """Shapes of the layer arrays in a Keras file, read with h5py (nothing is executed)."""
   import h5py  # pylint: disable=g-import-not-at-top
@@ -135,7 +130,7 @@ def _weight_shapes(path: str) -> list[tuple[int, ...]]:
       root.visititems(lambda _, obj: shapes.append(obj.shape)
                       if isinstance(obj, h5py.Dataset) else None)
   except (OSError, KeyError, zipfile.BadZipFile, EOFError) as e:
-    raise UserError(f'weights file {path} is truncated or not a Keras file ({_first_line(e)})'
+    raise UserError(f'weights file {path} is truncated or not a Keras file ({first_line(e)})'
                     ) from None
   return [tuple(s) for s in shapes]
 
@@ -200,7 +195,7 @@ def load_keras_arrays(path: str, num_classes: int) -> dict[str, Any]:
   try:
     model.load_weights(path)
   except Exception as e:  # noqa: BLE001 - Keras raises ValueError, KeyError, OSError...
-    raise UserError(f'weights file {path} is not a Keras InceptionV3: {_first_line(e)}') from None
+    raise UserError(f'weights file {path} is not a Keras InceptionV3: {first_line(e)}') from None
   by_kind = {'conv2d': keras.layers.Conv2D, 'batch_normalization': keras.layers.BatchNormalization}
   found = {}
   for kind, cls in by_kind.items():

@@ -61,7 +61,7 @@ import numpy as np
 
 from inception_jax.convert import common
 from inception_jax.convert.common import META_FILE, PyTree, save_converted
-from inception_jax.errors import UserError
+from inception_jax.errors import UserError, first_line
 
 if TYPE_CHECKING:
   from inception_jax.models import ModelSpec
@@ -315,7 +315,7 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
       return dict(load_file(path))
     except Exception as e:  # noqa: BLE001 - safetensors raises several types on damaged files
       raise UserError(f'weights file {path} is truncated or not a safetensors file '
-                      f'({_first_line(e)})') from None
+                      f'({first_line(e)})') from None
 
   torch = _import_torch()
   try:
@@ -328,7 +328,7 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                       'which are never loaded (unsafe); save model.state_dict() with torch.save'
                       ) from None
     detail = re.search(r'WeightsUnpickler error:\s*(\S[^\n]*)', text)
-    reason = detail.group(1)[:200] if detail else _first_line(e)
+    reason = detail.group(1)[:200] if detail else first_line(e)
     raise UserError(f'weights file {path} is truncated or not a PyTorch state dict '
                     f'({reason})') from None
   state_dict = _unwrap_checkpoint(obj, path)
@@ -342,12 +342,6 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
       value = value.float()                       # float16 / bfloat16 -> float32 for numpy
     out[key] = value.numpy()
   return out
-
-
-def _first_line(e: BaseException) -> str:
-  text = str(e).strip()
-  line = text.splitlines()[0] if text else type(e).__name__
-  return line[:200]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import os
 import time
 from typing import Any, Callable, Iterator
 
+from inception_jax import errors
 from inception_jax.errors import UserError
 
 
@@ -205,8 +206,7 @@ def peer_failure_message(e: BaseException) -> str | None:
   from inception_jax.training import integrity  # pylint: disable=g-import-not-at-top
   if not integrity.is_peer_failure(e):
     return None
-  text = str(e).strip()
-  first = text.splitlines()[0][:200] if text else type(e).__name__
+  first = errors.first_line(e)
   return (f'process {jax.process_index()} of {jax.process_count()}: another process of this job '
           f'failed or was killed ({first}); nothing was evaluated; start all '
           f'{jax.process_count()} processes again with the same command')

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from inception_jax.errors import UserError
+from inception_jax.errors import UserError, first_line
 from inception_jax.training import checkpoint as ckpt_lib
 from inception_jax.training import model_factory
 
@@ -70,11 +70,6 @@ class InferenceCheckpoint(NamedTuple):
 
 class _Damaged(Exception):
   """A step that cannot be used (reason in the message); an older step may still be good."""
-
-
-def _first_line(e: BaseException) -> str:
-  text = str(e).strip()
-  return (text.splitlines()[0] if text else type(e).__name__)[:200]
 
 
 def _is_step_dir(path: str) -> bool:
@@ -120,7 +115,7 @@ def _read_item(step_dir: str, item: str, read: Any) -> Any:
   try:
     return read(epath.Path(directory))
   except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
-    raise _Damaged(f'its {item} is unreadable ({_first_line(e)})') from None
+    raise _Damaged(f'its {item} is unreadable ({first_line(e)})') from None
 
 
 def read_metadata(step_dir: str) -> dict[str, Any]:
@@ -158,7 +153,7 @@ def _build_model(meta: dict[str, Any], where: str) -> nn.Module:
   try:
     return model_factory.build_model(meta, check_input_size=False)
   except UserError as e:
-    raise UserError(f'{where}: {_first_line(e)}') from None
+    raise UserError(f'{where}: {first_line(e)}') from None
 
 
 def _tree_metadata(step_dir: str) -> dict[str, Any]:
@@ -204,7 +199,7 @@ def _check_against_model(model: nn.Module, meta: dict[str, Any], params: Any, ba
   try:
     shapes = _variable_shapes(model, size)
   except UserError as e:
-    raise UserError(f'{where}: {_first_line(e)}') from None
+    raise UserError(f'{where}: {first_line(e)}') from None
   for name, saved in (('params', params), ('batch_stats', batch_stats)):
     want, got = shapes[name], _shapes(saved)
     if want != got:

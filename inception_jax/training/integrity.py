@@ -33,7 +33,7 @@ from etils import epath
 import jax
 import numpy as np
 
-from inception_jax.errors import UserError
+from inception_jax.errors import UserError, first_line
 from inception_jax.training import checkpoint as ckpt_lib
 
 QUARANTINE_SUBDIR = 'checkpoints_quarantine'
@@ -60,7 +60,7 @@ class ResumePoint:
   warnings: list[str]
 
 
-def _first_line(e: BaseException) -> str:
+def _summary(e: BaseException) -> str:
   text = str(e).strip()
   return f'{type(e).__name__}: {text.splitlines()[0][:200] if text else ""}'.rstrip(': ')
 
@@ -103,7 +103,7 @@ def verify_step(checkpointer: ckpt_lib.Checkpointer, step: int, abstract_state: 
   try:
     meta = checkpointer.read_metadata(step)
   except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
-    raise Damaged(f'its metadata is unreadable ({_first_line(e)})', 'metadata-unreadable') from None
+    raise Damaged(f'its metadata is unreadable ({_summary(e)})', 'metadata-unreadable') from None
   if not isinstance(meta.get('checksums'), dict) and not meta.get('checksum'):
     raise Damaged('its metadata has no checksum', 'metadata-incomplete')
   warnings = (ckpt_lib.check_compatible(meta, current_meta, where)
@@ -111,7 +111,7 @@ def verify_step(checkpointer: ckpt_lib.Checkpointer, step: int, abstract_state: 
   try:
     state = checkpointer.restore(step, abstract_state)
   except Exception as e:  # noqa: BLE001
-    raise Damaged(f'its state is unreadable ({_first_line(e)})', 'state-unreadable') from None
+    raise Damaged(f'its state is unreadable ({_summary(e)})', 'state-unreadable') from None
   expected = meta.get('checksums')
   if isinstance(expected, dict):
     actual = ckpt_lib.item_checksums(state)
@@ -275,11 +275,10 @@ def peer_failure_message(e: BaseException, workdir: str) -> str | None:
   wait for the dead process until its heartbeat times out, then abort."""
   if not is_peer_failure(e):
     return None
-  text = str(e).strip()
   steps = committed_steps(ckpt_lib.checkpoint_dir(workdir))
   last = (f'the last committed checkpoint is step {steps[0]} in '
           f'{ckpt_lib.checkpoint_dir(workdir)}' if steps else 'no checkpoint was committed yet')
-  first = text.splitlines()[0][:200] if text else type(e).__name__
+  first = first_line(e)
   return (f'process {jax.process_index()} of {jax.process_count()}: another process of this job '
           f'failed or was killed ({first}); {last}; start all {jax.process_count()} processes '
           'again with the same command to resume')
