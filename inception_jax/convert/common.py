@@ -100,6 +100,21 @@ def conversion_metadata(model_name: str, *, num_classes: int, aux_logits: bool, 
   return meta
 
 
+def check_weights_file(path: str | os.PathLike, kind: str) -> str:
+  """``path`` as a string if it is a readable, non-empty file, else a one-line UserError (``kind``
+  names the file a user should pass instead of a directory, e.g. '.pth or .safetensors')."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise UserError(f'weights file {path} does not exist')
+  if os.path.isdir(path):
+    raise UserError(f'weights file {path} is a directory; pass the {kind} file')
+  if not os.access(path, os.R_OK):
+    raise UserError(f'weights file {path} is not readable (check its permissions)')
+  if os.path.getsize(path) == 0:
+    raise UserError(f'weights file {path} is empty (an interrupted download?)')
+  return path
+
+
 def save_converted(out_dir: str | os.PathLike, variables: PyTree, meta: Mapping[str, Any]) -> str:
   """Writes ``variables`` as a step-0 checkpoint of the training system under ``out_dir``.
 

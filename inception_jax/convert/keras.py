@@ -137,16 +137,10 @@ def _weight_shapes(path: str) -> list[tuple[int, ...]]:
 
 def inspect_file(path: str) -> int:
   """The number of classes of a Keras InceptionV3 file; UserError if it holds another network."""
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise UserError(f'weights file {path} does not exist')
-  if os.path.isdir(path):
-    raise UserError(f'weights file {path} is a directory; pass the .keras or .h5 file')
+  path = common.check_weights_file(path, '.keras or .h5')
   if not path.endswith(SUFFIXES):
     raise UserError(f'weights file {path} is not a Keras file: expected a name ending in '
                     f'{", ".join(SUFFIXES)} (.weights.h5 included)')
-  if os.path.getsize(path) == 0:
-    raise UserError(f'weights file {path} is empty (an interrupted download?)')
   shapes = _weight_shapes(path)
   kernels = collections.Counter(s for s in shapes if len(s) == 4)
   dense = [s for s in shapes if len(s) == 2]

@@ -295,15 +295,7 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """A torchvision state dict from ``.pth``/``.pt``/``.bin`` (torch) or ``.safetensors``, as
   numpy arrays. Reads safely: ``torch.load(..., weights_only=True)`` never runs pickled code.
   """
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise UserError(f'weights file {path} does not exist')
-  if os.path.isdir(path):
-    raise UserError(f'weights file {path} is a directory; pass the .pth or .safetensors file')
-  if not os.access(path, os.R_OK):
-    raise UserError(f'weights file {path} is not readable (check its permissions)')
-  if os.path.getsize(path) == 0:
-    raise UserError(f'weights file {path} is empty (an interrupted download?)')
+  path = common.check_weights_file(path, '.pth or .safetensors')
 
   if path.endswith('.safetensors'):
     try:
