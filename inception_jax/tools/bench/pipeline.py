@@ -80,5 +80,6 @@ def bench_pipeline(args: argparse.Namespace, workdir: str) -> dict[str, Any] | N
   return {'dataset': args.pipeline, 'images_per_second': args.pipeline_batches * args.batch /
           seconds, 'batches': args.pipeline_batches, 'batch_shape': list(first['image'].shape),
           'setup_seconds': setup, 'write_seconds': write_seconds,
-          'note': 'tf.data alone (decode + inception crop + flip + normalise), all host CPUs',
+          'note': ('tf.data alone (decode, crop or resize, flip, batch: uint8 pixels, the '
+                   'normalisation is on the device), all host CPUs'),
           '_dataset': dataset, '_data_dir': os.path.join(workdir, 'data')}

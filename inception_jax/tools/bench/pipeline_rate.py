@@ -3,13 +3,13 @@ r"""How fast this host prepares training and evaluation images, total and per co
   python -m inception_jax.tools.bench --pipeline-only --config=configs/inception_v3_imagenet.py \
       --config.data_dir=D [--batches 20] [--rounds 3] [--accelerator-rate IMG_PER_S] [--json F]
 
-runs the config's own tf.data input pipeline (decode, crop, resize, flip, normalise, batch) with
-no model, on a prepared dataset (ImageNet, or the rehearsal tarballs of
-``inception_jax.data.fake_imagenet``), and reports images/s for the training and the evaluation
-preprocessing. Per core is the total over the cores this process may use (its CPU affinity):
-tf.data spreads decoding over all of them, so ``taskset -c 0`` gives the one-core figure and the
-ratio shows how well it scales. An accelerator needs ``step rate / per-core rate`` host cores to
-stay fed: ``--accelerator-rate`` reports that figure.
+runs the config's own tf.data input pipeline (decode, crop, resize, flip, batch; uint8 pixels, or
+normalised floats with ``uint8_images=False``) with no model, on a prepared dataset (ImageNet, the
+rehearsal tarballs of ``inception_jax.data.fake_imagenet``, or a folder), and reports images/s for
+the training and the evaluation preprocessing. Per core is the total over the cores this process
+may use (its CPU affinity): tf.data spreads decoding over all of them, so ``taskset -c 0`` gives
+the one-core figure and the ratio shows how well it scales. An accelerator needs ``step rate /
+per-core rate`` host cores to stay fed: ``--accelerator-rate`` reports that figure.
 
 Each split is timed against its decode-only floor (``decode_floor``: the same files, only the
 windows the recipe decodes), interleaved in the same run: ``--rounds`` rounds, each timing
